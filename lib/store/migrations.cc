@@ -1,0 +1,92 @@
+#include "lib/store/migrations.h"
+
+#include <array>
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+
+namespace clm::store {
+namespace {
+
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+// Append only: a released migration is never edited, a change is a new version.
+constexpr std::array kMigrations = {
+    Migration{1, R"sql(
+      CREATE TABLE trades (
+        seq INTEGER PRIMARY KEY,           -- ingest order; rows are never deleted, so it only grows
+        trade_id TEXT NOT NULL UNIQUE,     -- the idempotency key
+        content_hash INTEGER NOT NULL,     -- fingerprint of the canonical content, tells duplicates from conflicts
+        symbol TEXT NOT NULL,
+        model_id TEXT NOT NULL,
+        confidence REAL NOT NULL,
+        outcome INTEGER NOT NULL,
+        pnl REAL NOT NULL,
+        opened_at_ns INTEGER,
+        closed_at_ns INTEGER NOT NULL,
+        side INTEGER NOT NULL,
+        model_confidences BLOB,            -- serialized clm.v1.TradeOutcome holding only model_confidences
+        ingested_at_ns INTEGER NOT NULL
+      );
+      CREATE INDEX trades_by_close ON trades(closed_at_ns);
+      CREATE INDEX trades_by_symbol ON trades(symbol, closed_at_ns);
+      CREATE INDEX trades_by_model ON trades(model_id, closed_at_ns);
+      CREATE TABLE dead_letters (
+        id INTEGER PRIMARY KEY,
+        received_at_ns INTEGER NOT NULL,
+        batch_id INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        trade_id TEXT NOT NULL,
+        field TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        payload BLOB NOT NULL              -- serialized clm.v1.TradeOutcome as received
+      );
+    )sql"},
+};
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+int LatestSchemaVersion() { return kMigrations.back().version; }
+
+absl::Status Migrate(Database& db) {
+  absl::Status status = db.Exec(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at_ns INTEGER NOT NULL)");
+  if (!status.ok()) return status;
+  for (const Migration& migration : kMigrations) {
+    absl::StatusOr<Transaction> txn = Transaction::Begin(db);
+    if (!txn.ok()) return txn.status();
+    absl::StatusOr<Statement> current = db.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    if (!current.ok()) return current.status();
+    absl::StatusOr<bool> row = current->Step();
+    if (!row.ok()) return row.status();
+    int64_t applied = current->ColumnInt(0);
+    if (applied > LatestSchemaVersion()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(db.path(), ": schema version ", applied, " is newer than this build understands (",
+                       LatestSchemaVersion(), "); run a newer clm-server"));
+    }
+    if (applied >= migration.version) continue;  // the transaction rolls back: nothing to do
+    status = db.Exec(migration.sql);
+    if (!status.ok()) return status;
+    absl::StatusOr<Statement> record = db.Prepare("INSERT INTO schema_migrations(version, applied_at_ns) VALUES(?, ?)");
+    if (!record.ok()) return record.status();
+    record->BindInt(1, migration.version);
+    record->BindInt(2, NowNs());
+    status = record->Run();
+    if (!status.ok()) return status;
+    status = txn->Commit();
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace clm::store

@@ -1,0 +1,138 @@
+#include "server/server.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "lib/common/thread_pool.h"
+#include "lib/ingest/ingest_pipeline.h"
+#include "lib/store/data_dir_lock.h"
+#include "lib/store/sqlite_trade_store.h"
+#include "server/metrics.h"
+#include "server/trade_ingest_service.h"
+#include "spdlog/spdlog.h"
+
+namespace clm::server {
+
+// Everything the gRPC services point into. Declared in destruction order: services before the pipeline
+// they feed, the pipeline before the store it writes, the store before the lock that guards it.
+class Services final {
+ public:
+  std::unique_ptr<store::DataDirLock> lock;
+  std::unique_ptr<Metrics> metrics;
+  std::unique_ptr<store::SqliteTradeStore> trade_store;
+  std::unique_ptr<ingest::IngestObserver> commit_fanout;
+  std::unique_ptr<ingest::IngestPipeline> pipeline;
+  std::unique_ptr<ThreadPool> query_pool;
+  std::unique_ptr<TradeIngestService> trade_ingest;
+};
+
+namespace {
+
+// Everything that reacts to a group commit, in one place.
+class CommitFanout final : public ingest::IngestObserver {
+ public:
+  CommitFanout(Metrics* metrics, store::TradeStore* store) : metrics_(metrics), store_(store) {}
+  void OnCommit(const ingest::CommitStats& stats) override {
+    metrics_->OnCommit(stats);
+    metrics_->SetStoreSizeBytes(static_cast<double>(store_->SizeBytes()));  // two stat() calls
+  }
+
+ private:
+  Metrics* metrics_;
+  store::TradeStore* store_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
+  std::unique_ptr<Server> server(new Server());
+  server->options_ = options;
+  auto services = std::make_unique<Services>();
+  const clm::v1::ServerConfig& config = options.config;
+
+  absl::StatusOr<std::unique_ptr<store::DataDirLock>> lock = store::DataDirLock::Acquire(options.data_dir);
+  if (!lock.ok()) return lock.status();
+  services->lock = std::move(*lock);
+
+  services->metrics = std::make_unique<Metrics>();
+  if (!options.metrics_address.empty()) {
+    absl::StatusOr<int> port = services->metrics->StartExposer(options.metrics_address);
+    if (!port.ok()) return port.status();
+    server->metrics_port_ = *port;
+  }
+
+  const std::string db_path = options.data_dir + "/clm.db";
+  absl::StatusOr<std::unique_ptr<store::SqliteTradeStore>> store = store::SqliteTradeStore::Open(db_path);
+  if (!store.ok()) return store.status();
+  services->trade_store = std::move(*store);
+  services->metrics->SetStoreSizeBytes(static_cast<double>(services->trade_store->SizeBytes()));
+
+  ingest::IngestPipeline::Options pipeline_options;
+  pipeline_options.max_batch_trades = config.ingest().max_batch_trades();
+  pipeline_options.future_tolerance = absl::Seconds(config.ingest().future_tolerance_seconds());
+  pipeline_options.max_group_trades = config.ingest().max_group_trades();
+  services->commit_fanout = std::make_unique<CommitFanout>(services->metrics.get(), services->trade_store.get());
+  services->pipeline = std::make_unique<ingest::IngestPipeline>(services->trade_store.get(), pipeline_options,
+                                                                services->commit_fanout.get());
+  services->query_pool = std::make_unique<ThreadPool>("query pool", 2, 256);
+
+  TradeIngestService::Options ingest_options;
+  ingest_options.max_inflight_batches_per_stream = config.ingest().max_inflight_batches_per_stream();
+  ingest_options.max_ingest_streams = config.ingest().max_ingest_streams();
+  services->trade_ingest = std::make_unique<TradeIngestService>(
+      ingest_options, services->pipeline.get(), services->trade_store.get(), services->query_pool.get(),
+      services->metrics.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.grpc_address, grpc::InsecureServerCredentials(), &server->grpc_port_);
+  builder.RegisterService(services->trade_ingest.get());
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config.limits().max_receive_message_bytes()));
+  grpc::ResourceQuota quota("clm-server");
+  quota.Resize(config.limits().memory_quota_bytes());
+  quota.SetMaxThreads(static_cast<int>(config.limits().max_threads()));
+  builder.SetResourceQuota(quota);
+  // Engines keep streams open for days: let them ping to keep NATs open, but not flood.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             static_cast<int>(config.limits().keepalive_min_ping_interval_seconds()) * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  // Detect dead peers on idle streams.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
+
+  server->grpc_server_ = builder.BuildAndStart();
+  if (server->grpc_server_ == nullptr || server->grpc_port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("grpc_address ", options.grpc_address, ": cannot listen (in use, or not a valid address)"));
+  }
+  server->services_ = std::move(services);
+  server->grpc_server_->GetHealthCheckService()->SetServingStatus(true);
+  spdlog::info("clm-server serving gRPC on port {} (metrics port {}), data in {}", server->grpc_port_,
+               server->metrics_port_, db_path);
+  return server;
+}
+
+void Server::Shutdown() {
+  if (shut_down_ || grpc_server_ == nullptr) return;
+  shut_down_ = true;
+  spdlog::info("shutting down: health NOT_SERVING, draining ingest streams");
+  grpc_server_->GetHealthCheckService()->SetServingStatus(false);
+  services_->trade_ingest->DrainStreams();
+  grpc_server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoSeconds(options_.shutdown_grace));
+  grpc_server_->Wait();
+  services_->pipeline->Stop();
+  services_->query_pool->Stop();
+  services_.reset();  // closes the store, then releases the data directory
+  spdlog::info("shutdown complete");
+}
+
+Server::~Server() { Shutdown(); }
+
+}  // namespace clm::server
