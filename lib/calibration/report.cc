@@ -50,6 +50,15 @@ void AppendSlices(std::string* out, const char* title,
   }
 }
 
+void AppendBins(std::string* out, const google::protobuf::RepeatedPtrField<clm::v1::ReliabilityBin>& bins) {
+  for (const auto& b : bins) {
+    if (b.count() == 0) continue;
+    absl::StrAppendFormat(out, "| %.2f-%.2f | %d%s | %s | %s | %+.1f pts |\n", b.lo(), b.hi(), b.count(),
+                          b.thin() ? " (thin)" : "", Pct(b.mean_predicted()), Pct(b.observed_rate()),
+                          b.gap() * 100.0);
+  }
+}
+
 }  // namespace
 
 std::string RenderMarkdown(const clm::v1::CalibrationResult& r) {
@@ -100,24 +109,13 @@ std::string RenderMarkdown(const clm::v1::CalibrationResult& r) {
   }
 
   out += "\n## Reliability\n\n";
-  absl::StrAppend(&out, "Observed after calibration: ",
-                  r.reliability_after_out_of_sample() ? "out of sample" : "in sample", ".\n\n");
-  out += "| Predicted | Trades | Mean predicted | Observed win rate | Gap | Observed after calibration |\n"
-         "|---|---|---|---|---|---|\n";
-  for (int i = 0; i < r.reliability_before_size(); ++i) {
-    const auto& b = r.reliability_before(i);
-    if (b.count() == 0) continue;
-    std::string after = "n/a";
-    // The after-bins are binned by calibrated value, so report the calibrated trades' overall spread per bin
-    // only where the same range holds calibrated trades.
-    if (i < r.reliability_after_size() && r.reliability_after(i).count() > 0) {
-      const auto& a = r.reliability_after(i);
-      after = absl::StrFormat("%s of %d", Pct(a.observed_rate()), a.count());
-    }
-    absl::StrAppendFormat(&out, "| %.2f-%.2f | %d%s | %s | %s | %+.1f pts | %s |\n", b.lo(), b.hi(), b.count(),
-                          b.thin() ? " (thin)" : "", Pct(b.mean_predicted()), Pct(b.observed_rate()),
-                          b.gap() * 100.0, after);
-  }
+  out += "Raw confidences:\n\n| Predicted | Trades | Mean predicted | Observed win rate | Gap |\n"
+         "|---|---|---|---|---|\n";
+  AppendBins(&out, r.reliability_before());
+  absl::StrAppend(&out, "\nAfter calibration (",
+                  r.reliability_after_out_of_sample() ? "out of sample" : "in sample", "), by calibrated value:\n\n",
+                  "| Calibrated | Trades | Mean calibrated | Observed win rate | Gap |\n|---|---|---|---|---|\n");
+  AppendBins(&out, r.reliability_after());
 
   out += "\n## Findings\n\n";
   if (r.findings().empty()) {

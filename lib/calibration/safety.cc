@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -34,10 +35,21 @@ clm::v1::SafetyValidation ValidateSafety(const clm::v1::CalibrationResult& resul
     double lo = std::clamp(min_confidence, 0.0, 1.0);
     double hi = std::clamp(max_confidence, 0.0, 1.0);
     if (hi < lo) std::swap(lo, hi);
+    // A grid over the range plus every isotonic threshold inside it: an isotonic map minus the identity is
+    // piecewise linear, so its largest deviation lies on a threshold or an end of the range and the shift
+    // below is exact; for a Platt map the grid bounds it to within a grid step.
+    std::vector<double> points;
+    points.reserve(kGridPoints + result.global_map().x_thresholds_size());
+    for (int i = 0; i < kGridPoints; ++i) {
+      points.push_back((i + 1 == kGridPoints) ? hi : lo + (hi - lo) * i / (kGridPoints - 1));
+    }
+    for (double x : result.global_map().x_thresholds()) {
+      if (x > lo && x < hi) points.push_back(x);
+    }
+    std::sort(points.begin(), points.end());
     double prev = -1.0, max_shift = 0.0, at = lo;
     bool finite = true, monotone = true;
-    for (int i = 0; i < kGridPoints; ++i) {
-      const double c = (i + 1 == kGridPoints) ? hi : lo + (hi - lo) * i / (kGridPoints - 1);
+    for (double c : points) {
       const double p = Apply(result.global_map(), c);
       if (!std::isfinite(p) || p < 0.0 || p > 1.0) {
         finite = false;

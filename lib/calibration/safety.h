@@ -19,10 +19,10 @@ inline constexpr char kRiskFormula[] =
 // Errors (deployment_ready = false):
 //   * fewer labelled trades than options.min_labelled_trades;
 //   * no map, or a map that fails ValidateMap, gives a non-finite value or decreases anywhere on a 101-point
-//     grid over [min_confidence, max_confidence];
+//     grid over [min_confidence, max_confidence] (plus the map's thresholds inside it);
 //   * no out-of-sample evaluation, or out-of-sample MSE after >= before.
 // Warnings:
-//   * max |calibrated - raw| over that grid above options.max_shift (the grid spans the confidences the
+//   * max |calibrated - raw| over those points above options.max_shift (exact for isotonic maps) (the grid spans the confidences the
 //     engine actually produced: the map's value far outside them is never used and says nothing);
 //   * thin reliability bins (0 < count < min_bin_trades);
 //   * in-sample improvement exceeding the out-of-sample one by more than max_improvement_gap_pct points;
