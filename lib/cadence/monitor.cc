@@ -350,6 +350,8 @@ absl::Status Monitor::Start() {
     if (started_) return absl::FailedPreconditionError("cadence monitor already started");
     started_ = true;
   }
+  // The first evaluation covers any nudge that came before the thread existed.
+  nudged_.store(false, std::memory_order_release);
   if (absl::StatusOr<MonitorDecision> first = RunOnce(); !first.ok()) {
     spdlog::warn("cadence: first evaluation failed, retrying every {}s: {}", policy_.monitor().interval_seconds(),
                  first.status().ToString());
@@ -505,6 +507,8 @@ absl::StatusOr<CadenceReport> Monitor::CurrentReport() const {
 absl::StatusOr<CadenceReport> Monitor::EvaluateScope(const Scope& scope) {
   absl::StatusOr<SourceSnapshot> snapshot = deps_.source->Load(scope);
   if (!snapshot.ok()) return snapshot.status();
+  // All trades: the same report the monitor publishes, including its own pending job.
+  if (scope.all()) return ReportFromSnapshot(*snapshot, deps_.clock->Now());
   return Evaluate(policy_, snapshot->data, snapshot->training, mode(), deps_.clock->Now(), scope.symbol,
                   scope.model_id);
 }

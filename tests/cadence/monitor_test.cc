@@ -129,6 +129,7 @@ TEST_F(MonitorTest, AutoCalibrateSubmitsOnceAndLeavesShadowToAPerson) {
   EXPECT_EQ(m->pending_job(), "job-1");
   EXPECT_EQ(*state_.LoadPendingJob(), "job-1");
   EXPECT_EQ(m->CurrentReport()->next_action(), "Waiting for calibration job job-1 submitted by the monitor");
+  EXPECT_EQ(m->EvaluateScope({})->next_action(), "Waiting for calibration job job-1 submitted by the monitor");
 
   // Still running, trigger still fired: no second job for the same trades.
   launcher_.SetJob("job-1", {JobStatus::State::kRunning, false, ""});
@@ -477,6 +478,23 @@ TEST_F(MonitorTest, ThreadEvaluatesAtStartOnNudgeAndServesRequests) {
   absl::Status after_stop;
   m->EvaluateScopeAsync({}, [&](absl::StatusOr<clm::v1::CadenceReport> r) { after_stop = r.status(); });
   EXPECT_EQ(after_stop.code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(MonitorTest, ABurstOfNudgesCausesOneEvaluation) {
+  clm::v1::CadencePolicy p = PolicyWithMode(clm::v1::LOGGING_ONLY);
+  p.mutable_monitor()->set_nudge_debounce_ms(500);
+  auto m = MakeWith(p, &state_);
+  ASSERT_TRUE(m->Start().ok());
+  absl::Notification evaluated;
+  Monitor::Subscription sub = m->Subscribe([&](const clm::v1::CadenceReport& r) {
+    if (r.data().total_trades() == 900 && !evaluated.HasBeenNotified()) evaluated.Notify();
+  });
+  source_.Set(Snapshot(300, 300, 300, 900));
+  for (int i = 0; i < 100; ++i) m->Nudge();
+  ASSERT_TRUE(evaluated.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  m->Unsubscribe(sub.id);
+  m->Stop();
+  EXPECT_EQ(m->counters().evaluations, 2u);  // Start's, and one for the whole burst
 }
 
 }  // namespace
