@@ -31,9 +31,7 @@ void SetTimestamp(int64_t micros, google::protobuf::Timestamp* ts) {
   ts->set_nanos(static_cast<int32_t>(rem * 1000));
 }
 
-void SetTimestamp(absl::Time t, google::protobuf::Timestamp* ts) {
-  SetTimestamp(absl::ToUnixMicros(t), ts);
-}
+void SetTimestamp(absl::Time t, google::protobuf::Timestamp* ts) { SetTimestamp(absl::ToUnixMicros(t), ts); }
 
 std::string Fixed(double value, int decimals) { return absl::StrFormat("%.*f", decimals, value); }
 
@@ -118,12 +116,13 @@ std::string Summary(const CadenceReport& r) {
   } else {
     trigger = absl::StrCat("no trigger (", TriggerShort(r.triggers(0)), ")");
   }
-  std::string prefix = r.symbol().empty() && r.model_id().empty() ? "" : absl::StrCat("[", ScopeText(r), "] ");
+  std::string prefix =
+      r.symbol().empty() && r.model_id().empty() ? "" : absl::StrCat("[", ScopeText(r), "] ");
   return absl::StrCat(prefix, d.total_trades(), " trades over ", Fixed(d.span_days(), 1), " days (WIN ",
-                      Pct(d.win_share()), ", LOSS ", Pct(d.loss_share()), ", NEUTRAL ", Pct(d.neutral_share()),
-                      ", win rate ", Pct(d.win_rate()), "); gates ", passed, "/", r.gates_size(),
-                      " passed; ", absl::StrJoin(levels, ", "), "; ", trigger, "; mode ", ModeName(r.mode()),
-                      "; ", r.ready() ? "ready" : "not ready");
+                      Pct(d.win_share()), ", LOSS ", Pct(d.loss_share()), ", NEUTRAL ",
+                      Pct(d.neutral_share()), ", win rate ", Pct(d.win_rate()), "); gates ", passed, "/",
+                      r.gates_size(), " passed; ", absl::StrJoin(levels, ", "), "; ", trigger, "; mode ",
+                      ModeName(r.mode()), "; ", r.ready() ? "ready" : "not ready");
 }
 
 std::string NextAction(const CadenceReport& r) {
@@ -147,14 +146,17 @@ std::string NextAction(const CadenceReport& r) {
                                          r.fired_trigger().detail(), ")");
   switch (r.mode()) {
     case clm::v1::AUTO_CALIBRATE:
-      return absl::StrCat(fired, ": the monitor submits a calibration job; approve its result into shadow by "
-                                 "hand");
+      return absl::StrCat(fired,
+                          ": the monitor submits a calibration job; approve its result into shadow by "
+                          "hand");
     case clm::v1::AUTO_SHADOW:
-      return absl::StrCat(fired, ": the monitor submits a calibration job and approves it into shadow if it "
-                                 "passes safety validation");
+      return absl::StrCat(fired,
+                          ": the monitor submits a calibration job and approves it into shadow if it "
+                          "passes safety validation");
     default:
-      return absl::StrCat(fired, ": manual intervention required: submit a calibration job, or set mode "
-                                 "AUTO_CALIBRATE to let the monitor submit it");
+      return absl::StrCat(fired,
+                          ": manual intervention required: submit a calibration job, or set mode "
+                          "AUTO_CALIBRATE to let the monitor submit it");
   }
 }
 
@@ -296,12 +298,12 @@ CadenceReport Evaluate(const CadencePolicy& given_policy, const DataSnapshot& da
     const bool interval_passed =
         has_reference && elapsed_us >= t.time_max_interval_seconds() * int64_t{1'000'000};
     time->set_fired(interval_passed && fresh >= static_cast<uint64_t>(t.time_min_new_trades()));
-    time->set_detail(
-        has_reference
-            ? absl::StrCat(Hours(elapsed_s), trained ? " since last training" : " since first trade", " (max ",
-                           Hours(t.time_max_interval_seconds()), "), ", fresh, "/", t.time_min_new_trades(),
-                           " new trades")
-            : absl::StrCat("no trades yet (max ", Hours(t.time_max_interval_seconds()), ")"));
+    time->set_detail(has_reference
+                         ? absl::StrCat(Hours(elapsed_s),
+                                        trained ? " since last training" : " since first trade", " (max ",
+                                        Hours(t.time_max_interval_seconds()), "), ", fresh, "/",
+                                        t.time_min_new_trades(), " new trades")
+                         : absl::StrCat("no trades yet (max ", Hours(t.time_max_interval_seconds()), ")"));
   }
   for (const auto& trigger : report.triggers()) {
     if (trigger.fired()) {
@@ -331,8 +333,8 @@ std::string FormatReportText(const CadenceReport& r) {
     return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(t.seconds()), absl::UTCTimeZone());
   };
   std::string out = absl::StrCat("Cadence report (", ScopeText(r), ") at ", ts(r.generated_at()), "\n");
-  absl::StrAppend(&out, "Data: ", d.total_trades(), " trades over ", Fixed(d.span_days(), 1), " days: ",
-                  d.wins(), " WIN, ", d.losses(), " LOSS, ", d.neutrals(), " NEUTRAL\n");
+  absl::StrAppend(&out, "Data: ", d.total_trades(), " trades over ", Fixed(d.span_days(), 1),
+                  " days: ", d.wins(), " WIN, ", d.losses(), " LOSS, ", d.neutrals(), " NEUTRAL\n");
   absl::StrAppend(&out, "  win rate ", Pct(d.win_rate()), ", loss rate ", Pct(d.loss_rate()), "; shares WIN ",
                   Pct(d.win_share()), ", LOSS ", Pct(d.loss_share()), ", NEUTRAL ", Pct(d.neutral_share()),
                   "\n");

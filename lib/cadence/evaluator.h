@@ -13,7 +13,7 @@ namespace clm::cadence {
 
 // The labelled data set as the trade store sees it, for one scope (all trades, a symbol or a model id).
 struct DataSnapshot {
-  uint64_t total = 0;     // every trade in scope: wins + losses + neutrals
+  uint64_t total = 0;  // every trade in scope: wins + losses + neutrals
   uint64_t wins = 0;
   uint64_t losses = 0;
   uint64_t neutrals = 0;
@@ -41,8 +41,7 @@ struct TrainingState {
 // `scope_symbol` / `scope_model_id` are only copied into the report; the snapshot is already scoped.
 clm::v1::CadenceReport Evaluate(const clm::v1::CadencePolicy& policy, const DataSnapshot& data,
                                 const TrainingState& training, clm::v1::LearningMode mode, absl::Time now,
-                                const std::string& scope_symbol = "",
-                                const std::string& scope_model_id = "");
+                                const std::string& scope_symbol = "", const std::string& scope_model_id = "");
 
 // A multi-line, human-readable rendering of a report (for the CLI and logs).
 std::string FormatReportText(const clm::v1::CadenceReport& report);

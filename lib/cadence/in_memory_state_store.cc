@@ -33,8 +33,7 @@ absl::Status InMemoryCadenceStateStore::AppendDecision(const clm::v1::MonitorDec
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<clm::v1::MonitorDecision>> InMemoryCadenceStateStore::LoadDecisions(
-    size_t limit) {
+absl::StatusOr<std::vector<clm::v1::MonitorDecision>> InMemoryCadenceStateStore::LoadDecisions(size_t limit) {
   absl::MutexLock lock(&mu_);
   return NewestFirst(decisions_, limit);
 }

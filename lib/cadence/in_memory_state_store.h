@@ -26,7 +26,7 @@ class InMemoryCadenceStateStore final : public CadenceStateStore {
 
  private:
   absl::Mutex mu_;
-  std::vector<clm::v1::ModeChange> mode_changes_ ABSL_GUARDED_BY(mu_);  // oldest first
+  std::vector<clm::v1::ModeChange> mode_changes_ ABSL_GUARDED_BY(mu_);    // oldest first
   std::vector<clm::v1::MonitorDecision> decisions_ ABSL_GUARDED_BY(mu_);  // oldest first
   std::string pending_job_ ABSL_GUARDED_BY(mu_);
 };

@@ -131,11 +131,9 @@ clm::v1::CadenceReport Monitor::ReportFromSnapshot(const SourceSnapshot& snapsho
   // The evaluator cannot know about the monitor's own job; while one is in flight, waiting for it is the
   // next thing to do, not submitting another.
   if (!pending.empty()) {
-    report.set_next_action(absl::StrCat("Waiting for calibration job ", pending,
-                                        " submitted by the monitor",
-                                        mode == clm::v1::AUTO_SHADOW
-                                            ? "; it is approved into shadow if it passes safety validation"
-                                            : ""));
+    report.set_next_action(absl::StrCat(
+        "Waiting for calibration job ", pending, " submitted by the monitor",
+        mode == clm::v1::AUTO_SHADOW ? "; it is approved into shadow if it passes safety validation" : ""));
   }
   return report;
 }
@@ -173,7 +171,8 @@ MonitorDecision Monitor::Decide(const CadenceReport& report, absl::Time now) {
   SetTime(now, d.mutable_decided_at());
   d.set_mode(report.mode());
   d.set_fired(report.trigger_fired());
-  const clm::v1::TriggerStatus& trigger = report.trigger_fired() ? report.fired_trigger() : report.triggers(0);
+  const clm::v1::TriggerStatus& trigger =
+      report.trigger_fired() ? report.fired_trigger() : report.triggers(0);
   if (report.trigger_fired()) d.set_trigger(trigger.type());
   d.set_new_trades_since_training(trigger.new_trades_since_training());
   d.set_threshold(trigger.threshold());
@@ -189,8 +188,8 @@ MonitorDecision Monitor::Decide(const CadenceReport& report, absl::Time now) {
   d.set_operation(clm::v1::MONITOR_OPERATION_SUBMIT_CALIBRATION);
   d.set_action(clm::v1::MONITOR_ACTION_SKIPPED);
   if (!IsAutomatic(report.mode())) {
-    d.set_reason(absl::StrCat(ModeName(report.mode()),
-                              ": reporting only; an operator submits the calibration job"));
+    d.set_reason(
+        absl::StrCat(ModeName(report.mode()), ": reporting only; an operator submits the calibration job"));
     return d;
   }
   if (!report.ready()) {
@@ -353,8 +352,8 @@ absl::Status Monitor::Start() {
   // The first evaluation covers any nudge that came before the thread existed.
   nudged_.store(false, std::memory_order_release);
   if (absl::StatusOr<MonitorDecision> first = RunOnce(); !first.ok()) {
-    spdlog::warn("cadence: first evaluation failed, retrying every {}s: {}", policy_.monitor().interval_seconds(),
-                 first.status().ToString());
+    spdlog::warn("cadence: first evaluation failed, retrying every {}s: {}",
+                 policy_.monitor().interval_seconds(), first.status().ToString());
   }
   {
     absl::MutexLock lock(&loop_mu_);

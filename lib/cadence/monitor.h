@@ -57,9 +57,9 @@ struct MonitorCounters {
 class Monitor final {
  public:
   struct Dependencies {
-    SnapshotSource* source = nullptr;      // required
-    CadenceStateStore* state = nullptr;    // required
-    Clock* clock = nullptr;                // required
+    SnapshotSource* source = nullptr;    // required
+    CadenceStateStore* state = nullptr;  // required
+    Clock* clock = nullptr;              // required
     // Optional: without it the automatic modes cannot be selected and the monitor only reports.
     JobLauncher* launcher = nullptr;
   };

@@ -63,8 +63,7 @@ absl::Status CheckLevel(absl::string_view name, const LevelPolicy& level) {
       !s.ok()) {
     return s;
   }
-  return CheckReal(absl::StrCat("levels.", name, ".min_span_days"), level.min_span_days(), 0.0,
-                   kMaxSpanDays);
+  return CheckReal(absl::StrCat("levels.", name, ".min_span_days"), level.min_span_days(), 0.0, kMaxSpanDays);
 }
 
 class CollectingErrorCollector final : public google::protobuf::io::ErrorCollector {
@@ -161,8 +160,7 @@ absl::Status ValidatePolicy(const CadencePolicy& given) {
   const auto& t = p.triggers();
   checks = {
       CheckCount("triggers.batch_new_trades", t.batch_new_trades(), 1, 1'000'000'000'000),
-      CheckCount("triggers.time_max_interval_seconds", t.time_max_interval_seconds(), 1,
-                 10LL * 365 * 86400),
+      CheckCount("triggers.time_max_interval_seconds", t.time_max_interval_seconds(), 1, 10LL * 365 * 86400),
       CheckCount("triggers.time_min_new_trades", t.time_min_new_trades(), 1, 1'000'000'000'000),
   };
   for (const absl::Status& s : checks) {

@@ -133,7 +133,8 @@ TEST(EvaluatorTest, IsDeterministic) {
 
 TEST(EvaluatorTest, EmptyDataFailsEveryGateWithoutDividingByZero) {
   DataSnapshot d;
-  const CadenceReport r = Evaluate(DefaultPolicy(), d, {}, clm::v1::LOGGING_ONLY, absl::FromUnixSeconds(1000000000));
+  const CadenceReport r =
+      Evaluate(DefaultPolicy(), d, {}, clm::v1::LOGGING_ONLY, absl::FromUnixSeconds(1000000000));
   EXPECT_EQ(r.data().total_trades(), 0u);
   EXPECT_EQ(r.data().win_rate(), 0.0);
   EXPECT_EQ(r.data().loss_rate(), 0.0);
@@ -330,9 +331,10 @@ TEST(EvaluatorTest, BatchIsReportedBeforeTimeWhenBothFire) {
 }
 
 TEST(EvaluatorTest, NextActionFollowsTheMode) {
-  EXPECT_EQ(Eval(WorkedExample(), {}, clm::v1::AUTO_CALIBRATE).next_action(),
-            "BATCH trigger fired (748/100 new trades): the monitor submits a calibration job; approve its result "
-            "into shadow by hand");
+  EXPECT_EQ(
+      Eval(WorkedExample(), {}, clm::v1::AUTO_CALIBRATE).next_action(),
+      "BATCH trigger fired (748/100 new trades): the monitor submits a calibration job; approve its result "
+      "into shadow by hand");
   EXPECT_EQ(Eval(WorkedExample(), {}, clm::v1::AUTO_SHADOW).next_action(),
             "BATCH trigger fired (748/100 new trades): the monitor submits a calibration job and approves it "
             "into shadow if it passes safety validation");

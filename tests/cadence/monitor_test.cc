@@ -129,7 +129,8 @@ TEST_F(MonitorTest, AutoCalibrateSubmitsOnceAndLeavesShadowToAPerson) {
   EXPECT_EQ(m->pending_job(), "job-1");
   EXPECT_EQ(*state_.LoadPendingJob(), "job-1");
   EXPECT_EQ(m->CurrentReport()->next_action(), "Waiting for calibration job job-1 submitted by the monitor");
-  EXPECT_EQ(m->EvaluateScope({})->next_action(), "Waiting for calibration job job-1 submitted by the monitor");
+  EXPECT_EQ(m->EvaluateScope({})->next_action(),
+            "Waiting for calibration job job-1 submitted by the monitor");
 
   // Still running, trigger still fired: no second job for the same trades.
   launcher_.SetJob("job-1", {JobStatus::State::kRunning, false, ""});
@@ -143,7 +144,8 @@ TEST_F(MonitorTest, AutoCalibrateSubmitsOnceAndLeavesShadowToAPerson) {
   d = Run(*m);
   EXPECT_EQ(d.action(), clm::v1::MONITOR_ACTION_SKIPPED);
   EXPECT_EQ(d.operation(), clm::v1::MONITOR_OPERATION_APPROVE_SHADOW);
-  EXPECT_EQ(d.reason(), "calibration job succeeded; AUTO_CALIBRATE leaves approval into shadow to an operator");
+  EXPECT_EQ(d.reason(),
+            "calibration job succeeded; AUTO_CALIBRATE leaves approval into shadow to an operator");
   EXPECT_TRUE(launcher_.approvals().empty());
   EXPECT_EQ(m->pending_job(), "");
   EXPECT_EQ(*state_.LoadPendingJob(), "");
@@ -181,9 +183,10 @@ TEST_F(MonitorTest, AutoShadowDoesNotApproveAJobThatFailedSafetyValidation) {
   launcher_.SetJob("job-1", {JobStatus::State::kSucceeded, false, "risk score 0.4 above 0.2"});
   const MonitorDecision d = Run(*m);
   EXPECT_EQ(d.action(), clm::v1::MONITOR_ACTION_SKIPPED);
-  EXPECT_EQ(d.reason(),
-            "calibration job succeeded but failed safety validation (not deployment ready: risk score 0.4 above "
-            "0.2); not approved into shadow");
+  EXPECT_EQ(
+      d.reason(),
+      "calibration job succeeded but failed safety validation (not deployment ready: risk score 0.4 above "
+      "0.2); not approved into shadow");
   EXPECT_TRUE(launcher_.approvals().empty());
   EXPECT_EQ(m->pending_job(), "");
 }

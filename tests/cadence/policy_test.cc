@@ -107,7 +107,8 @@ TEST(PolicyTest, OutOfRangeShareNamesTheField) {
 }
 
 TEST(PolicyTest, NotANumberIsRejected) {
-  EXPECT_EQ(ErrorOf("gates { min_span_days: nan }"), "gates.min_span_days: must be within [0, 3650], got nan");
+  EXPECT_EQ(ErrorOf("gates { min_span_days: nan }"),
+            "gates.min_span_days: must be within [0, 3650], got nan");
   EXPECT_EQ(ErrorOf("levels { production { min_span_days: inf } }"),
             "levels.production.min_span_days: must be within [0, 3650], got inf");
 }
@@ -125,10 +126,12 @@ TEST(PolicyTest, TriggerAndMonitorRanges) {
             "triggers.time_max_interval_seconds: must be within [1, 315360000], got 0");
   EXPECT_EQ(ErrorOf("triggers { time_min_new_trades: -3 }"),
             "triggers.time_min_new_trades: must be within [1, 1000000000000], got -3");
-  EXPECT_EQ(ErrorOf("monitor { interval_seconds: 0 }"), "monitor.interval_seconds: must be within [1, 86400], got 0");
+  EXPECT_EQ(ErrorOf("monitor { interval_seconds: 0 }"),
+            "monitor.interval_seconds: must be within [1, 86400], got 0");
   EXPECT_EQ(ErrorOf("monitor { nudge_debounce_ms: 60001 }"),
             "monitor.nudge_debounce_ms: must be within [0, 60000], got 60001");
-  EXPECT_EQ(ErrorOf("monitor { history_limit: 0 }"), "monitor.history_limit: must be within [1, 100000], got 0");
+  EXPECT_EQ(ErrorOf("monitor { history_limit: 0 }"),
+            "monitor.history_limit: must be within [1, 100000], got 0");
 }
 
 TEST(PolicyTest, UnspecifiedDefaultModeIsRejected) {
