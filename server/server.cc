@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
@@ -88,6 +89,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
       ingest_options, services->pipeline.get(), services->trade_store.get(), services->query_pool.get(),
       services->metrics.get());
 
+  // The built-in health service does not use the generated health proto, so reflection cannot describe it
+  // ("Symbol not found" in grpcurl) unless that generated code is linked in: touching its descriptor keeps
+  // the linker from dropping it.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

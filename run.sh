@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and starts clm-server on its embedded SQLite store (./var).
+# Extra arguments go to clm-server, e.g. ./run.sh --grpc_address=0.0.0.0:8003 --config=deploy/clm.textproto
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/deps.sh
+clm_install_deps
+
+BUILD_DIR=${BUILD_DIR:-build}
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD_DIR" --target clm-server
+exec "$BUILD_DIR/server/clm-server" --data_dir=./var "$@"

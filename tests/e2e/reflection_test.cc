@@ -1,0 +1,94 @@
+// grpcurl's view of the real clm-server binary: list, describe and call through server reflection only.
+#include <signal.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/create_channel.h"
+#include "gtest/gtest.h"
+#include "tests/testing/reflection_client.h"
+#include "tests/testing/test_util.h"
+
+namespace clm {
+namespace {
+
+class ReflectionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    address_ = absl::StrCat("127.0.0.1:", clm::testing::PickFreePort());
+    server_ = std::make_unique<clm::testing::ChildProcess>(
+        std::vector<std::string>{CLM_SERVER_BINARY, "--grpc_address=" + address_, "--metrics_address=",
+                                 "--data_dir=" + dir_.path(), "--log_level=warn"},
+        dir_.path() + "/server.log");
+    ASSERT_TRUE(clm::testing::WaitForServing(address_, absl::Seconds(20)));
+    client_ = std::make_unique<clm::testing::ReflectionClient>(
+        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  }
+  void TearDown() override {
+    // Disconnect first: a client ping still awaiting its ack holds a gracefully stopping gRPC 1.51
+    // server until its shutdown grace period ends.
+    client_.reset();
+    server_->Signal(SIGTERM);
+    EXPECT_EQ(server_->Wait(), 0);
+  }
+
+  clm::testing::TempDir dir_;
+  std::string address_;
+  std::unique_ptr<clm::testing::ChildProcess> server_;
+  std::unique_ptr<clm::testing::ReflectionClient> client_;
+};
+
+TEST_F(ReflectionTest, ListShowsEveryService) {
+  auto services = client_->ListServices();
+  ASSERT_TRUE(services.ok()) << services.status();
+  for (const char* expected : {"clm.v1.TradeIngest", "grpc.health.v1.Health"}) {
+    EXPECT_NE(std::find(services->begin(), services->end(), expected), services->end()) << expected;
+  }
+}
+
+TEST_F(ReflectionTest, DescribeTradeIngestAndHealth) {
+  auto ingest = client_->DescribeService("clm.v1.TradeIngest");
+  ASSERT_TRUE(ingest.ok()) << ingest.status();
+  for (const char* method : {"Ingest", "Record", "GetDatasetSummary", "ListDeadLetters"}) {
+    EXPECT_NE((*ingest)->FindMethodByName(method), nullptr) << method;
+  }
+  EXPECT_TRUE((*ingest)->FindMethodByName("Ingest")->client_streaming());
+  EXPECT_TRUE((*ingest)->FindMethodByName("Ingest")->server_streaming());
+  // grpc 1.51 only describes the health service when its generated code is linked into the binary.
+  auto health = client_->DescribeService("grpc.health.v1.Health");
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_NE((*health)->FindMethodByName("Check"), nullptr);
+}
+
+TEST_F(ReflectionTest, CallsWorkWithJsonLikeGrpcurl) {
+  auto ack = client_->CallUnary("clm.v1.TradeIngest", "Record", R"json({
+      "batchId": "1",
+      "trades": [{"tradeId": "t-1", "symbol": "BTCUSDT", "modelId": "ensemble", "confidence": 0.65,
+                  "outcome": "WIN", "pnl": 12.5, "closedAt": "2026-01-02T03:04:05Z",
+                  "modelConfidences": {"xgboost": 0.7}}]})json");
+  ASSERT_TRUE(ack.ok()) << ack.status();
+  EXPECT_EQ(*ack, R"({"batchId":"1","accepted":1})");
+
+  auto summary = client_->CallUnary("clm.v1.TradeIngest", "GetDatasetSummary", "{}");
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_NE(summary->find(R"("total":"1")"), std::string::npos) << *summary;
+  EXPECT_NE(summary->find(R"("tradesPerSymbol":{"BTCUSDT":"1"})"), std::string::npos) << *summary;
+
+  auto dead = client_->CallUnary("clm.v1.TradeIngest", "ListDeadLetters", "{}");
+  ASSERT_TRUE(dead.ok()) << dead.status();
+  EXPECT_EQ(*dead, "{}");
+
+  auto health = client_->CallUnary("grpc.health.v1.Health", "Check", "{}");
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, R"({"status":"SERVING"})");
+
+  auto invalid = client_->CallUnary("clm.v1.TradeIngest", "Record", R"({"trades": []})");
+  ASSERT_FALSE(invalid.ok());
+  EXPECT_EQ(invalid.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace clm
