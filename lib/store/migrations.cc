@@ -45,6 +45,40 @@ constexpr std::array kMigrations = {
         payload BLOB NOT NULL              -- serialized clm.v1.TradeOutcome as received
       );
     )sql"},
+    Migration{2, R"sql(
+      -- Successful calibration trainings; the cadence triggers count trades stored after max_seq.
+      CREATE TABLE trainings (
+        id INTEGER PRIMARY KEY,
+        job_id TEXT NOT NULL UNIQUE,
+        finished_at_ns INTEGER NOT NULL,
+        max_seq INTEGER NOT NULL              -- highest trades.seq the training could see
+      );
+      -- The cadence monitor's durable state.
+      CREATE TABLE cadence_mode_changes (
+        id INTEGER PRIMARY KEY,
+        changed_at_ns INTEGER NOT NULL,
+        change BLOB NOT NULL                  -- serialized clm.v1.ModeChange
+      );
+      CREATE TABLE cadence_decisions (
+        id INTEGER PRIMARY KEY,               -- the monitor's decision id
+        decided_at_ns INTEGER NOT NULL,
+        decision BLOB NOT NULL                -- serialized clm.v1.MonitorDecision
+      );
+      CREATE TABLE cadence_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      );
+      -- Calibration jobs: the job (request, state, progress, error) and its result, kept apart so listing
+      -- jobs never reads results.
+      CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,                  -- cal_YYYYMMDD_HHMMSS[_N]
+        state INTEGER NOT NULL,
+        created_at_ns INTEGER NOT NULL,
+        job BLOB NOT NULL,                    -- serialized clm.v1.Job without its result
+        result BLOB                           -- serialized clm.v1.CalibrationResult, when succeeded
+      );
+      CREATE INDEX jobs_by_created ON jobs(created_at_ns);
+    )sql"},
 };
 
 int64_t NowNs() {
