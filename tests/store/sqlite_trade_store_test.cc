@@ -599,6 +599,28 @@ TEST_F(SqliteTradeStoreTest, DISABLED_TwoStoresOnOneFileInterleaveWritesAfterDup
   EXPECT_THAT(Ids(LoadAll()), ElementsAre("x", "y", "z"));
 }
 
+// BUG: same root cause as above (find_hash left stepped, lib/store/sqlite_trade_store.cc:139-147), single writer:
+// after the first duplicate or conflict the writer connection never ends its read transaction, so SQLite can
+// never restart (wrap) the WAL and it grows with every write until the process restarts. Measured: ~4 MB
+// without a duplicate, ~36 MB after one, for 30k trades. Proposed fix: reset find_hash right after use.
+// Disabled because it fails.
+TEST_F(SqliteTradeStoreTest, DISABLED_WalStaysBoundedAfterADuplicate) {
+  WriteOne(MakeBatch(1, {{MakeTrade("seed", kT0), 1}}));
+  WriteOne(MakeBatch(2, {{MakeTrade("seed", kT0), 1}}));  // a duplicate: an ordinary client retry
+  for (int g = 0; g < 300; ++g) {
+    std::vector<std::pair<TradeOutcome, uint64_t>> trades;
+    for (int i = 0; i < 100; ++i) {
+      trades.push_back({MakeTrade(absl::StrCat(g, "-", i, "-", std::string(100, 'p')), kT0), 1});
+    }
+    WriteOne(MakeBatch(static_cast<uint64_t>(g + 3), std::move(trades)));
+  }
+  std::error_code ec;
+  const auto wal_bytes = std::filesystem::file_size(path_ + "-wal", ec);
+  ASSERT_FALSE(ec) << ec.message();
+  // The default auto-checkpoint (1000 pages of 4 KiB) keeps a healthy WAL near 4 MiB.
+  EXPECT_LT(wal_bytes, 8u << 20);
+}
+
 TEST(TimestampConversionTest, RoundTripsIncludingBeforeEpoch) {
   for (int64_t ns : {int64_t{0}, int64_t{1}, kT0 + 999'999'999, int64_t{-1}, -kSecond - 1}) {
     google::protobuf::Timestamp ts = FromNanos(ns);
