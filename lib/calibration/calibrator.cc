@@ -64,8 +64,10 @@ absl::StatusOr<Calibrator> Calibrator::Create(const clm::v1::CalibrationMap& map
   if (!status.ok()) return status;
   Calibrator c;
   c.method_ = map.method();
-  c.x_.assign(map.x_thresholds().begin(), map.x_thresholds().end());
-  c.y_.assign(map.y_thresholds().begin(), map.y_thresholds().end());
+  if (map.method() == clm::v1::ISOTONIC) {
+    c.isotonic_.emplace(std::vector<double>(map.x_thresholds().begin(), map.x_thresholds().end()),
+                        std::vector<double>(map.y_thresholds().begin(), map.y_thresholds().end()));
+  }
   c.a_ = map.platt_a();
   c.b_ = map.platt_b();
   return c;
@@ -73,7 +75,7 @@ absl::StatusOr<Calibrator> Calibrator::Create(const clm::v1::CalibrationMap& map
 
 double Calibrator::Apply(double confidence) const {
   if (method_ == clm::v1::PLATT) return ApplyPlatt(a_, b_, confidence);
-  return InterpolateIsotonic(x_.data(), y_.data(), x_.size(), confidence);
+  return (*isotonic_)(confidence);
 }
 
 }  // namespace clm::calibration

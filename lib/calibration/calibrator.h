@@ -1,11 +1,13 @@
 #ifndef CLM_LIB_CALIBRATION_CALIBRATOR_H_
 #define CLM_LIB_CALIBRATION_CALIBRATOR_H_
 
-#include <vector>
+#include <optional>
+
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "clm/v1/calibration.pb.h"
+#include "lib/calibration/isotonic.h"
 
 namespace clm::calibration {
 
@@ -18,8 +20,8 @@ absl::Status ValidateMap(const clm::v1::CalibrationMap& map);
 // The result is within [0, 1] for a confidence within [0, 1]; NaN in gives NaN out.
 double Apply(const clm::v1::CalibrationMap& map, double confidence);
 
-// A validated map compiled for the live path: Apply is const, allocation-free and thread-safe, O(log n)
-// for isotonic maps (a branch-free binary search over contiguous thresholds) and O(1) for Platt maps.
+// A validated map compiled for the live path: Apply is const, allocation-free and thread-safe; O(1) on
+// average for isotonic maps (IsotonicPredictor's cell table, then a short scan) and for Platt maps.
 // Gives bit-for-bit the same values as the free Apply above.
 class Calibrator final {
  public:
@@ -32,8 +34,7 @@ class Calibrator final {
   Calibrator() = default;
 
   clm::v1::CalibrationMethod method_ = clm::v1::ISOTONIC;
-  std::vector<double> x_;
-  std::vector<double> y_;
+  std::optional<IsotonicPredictor> isotonic_;  // set for isotonic maps
   double a_ = 0.0;
   double b_ = 0.0;
 };

@@ -1,10 +1,10 @@
 #include "lib/calibration/isotonic.h"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -24,6 +24,26 @@ inline uint64_t OrderedKey(double v) {
   return (bits & 0x8000000000000000ULL) ? ~bits : (bits | 0x8000000000000000ULL);
 }
 
+inline uint64_t DoubleBits(double v) {
+  uint64_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  return bits;
+}
+
+inline double BitsDouble(uint64_t bits) {
+  double v;
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
+// Packed points (see SortPacked): label code (2 * label) in the top two bits, the confidence's bits below.
+constexpr int kLabelShift = 62;
+constexpr uint64_t kValueMask = (uint64_t{1} << kLabelShift) - 1;
+
+// Radix digits of the bucket ids: 2048 output streams per pass stay in cache.
+constexpr int kDigitBits = 11;
+constexpr size_t kDigits = size_t{1} << kDigitBits;
+
 inline double KeyToDouble(uint64_t key) {
   const uint64_t bits = (key & 0x8000000000000000ULL) ? (key & ~0x8000000000000000ULL) : ~key;
   double v;
@@ -34,63 +54,148 @@ inline double KeyToDouble(uint64_t key) {
 }  // namespace
 
 void IsotonicFitter::SortByConfidence(absl::Span<const double> x, absl::Span<const double> y,
-                                      absl::Span<const double> weights) {
+                                      absl::Span<const double> weights, double x_min, double x_max) {
+  // Sort by a value bucket first: bucket = floor((x - x_min) * scale) is non-decreasing in x (every step
+  // rounds monotonically), so ordering by bucket and then sorting each run of equal buckets sorts the whole.
+  // The buckets are ordered by an LSD radix sort on their id, 11 bits per pass (2048 output streams stay in
+  // cache, unlike one pass over a million buckets); with about two buckets per point a run holds one or two
+  // points on spread-out confidences. Skewed data only makes some runs longer, which std::sort handles.
+  size_t n = 0;
+  for (size_t i = 0; i < x.size(); ++i) n += (weights.empty() || weights[i] > 0.0) ? 1 : 0;
+  int id_bits = 1;
+  while (id_bits < 2 * kDigitBits && (size_t{1} << id_bits) < 2 * n) ++id_bits;
+  const size_t buckets = size_t{1} << id_bits;
+  const double range = x_max - x_min;
+  double scale = range > 0.0 ? static_cast<double>(buckets) / range : 0.0;
+  if (!std::isfinite(range) || !std::isfinite(scale)) scale = 0.0;  // extreme ranges: one bucket, std::sort
+  const auto bucket_of = [x_min, scale, buckets](uint64_t key) -> uint32_t {
+    if (scale == 0.0) return 0;
+    return static_cast<uint32_t>(std::min(static_cast<size_t>((KeyToDouble(key) - x_min) * scale), buckets - 1));
+  };
+
   sorted_.clear();
-  sorted_.reserve(x.size());
+  sorted_.reserve(n);
   for (size_t i = 0; i < x.size(); ++i) {
-    // sklearn drops zero-weight points before anything else.
-    if (!weights.empty() && !(weights[i] > 0.0)) continue;
+    if (!weights.empty() && !(weights[i] > 0.0)) continue;  // sklearn drops zero-weight points first
     sorted_.push_back(KeyIndex{OrderedKey(x[i]), static_cast<uint32_t>(i)});
   }
-  const size_t n = sorted_.size();
-
-  if (n < 2048) {
-    // Small inputs: a comparison sort beats the radix sort's fixed histogram cost. The index tie-break makes
-    // it stable, like the radix sort below.
-    std::sort(sorted_.begin(), sorted_.end(), [](const KeyIndex& a, const KeyIndex& b) {
-      return a.key < b.key || (a.key == b.key && a.index < b.index);
-    });
-  } else {
-    // LSD radix sort, 11 bits per pass: O(n), stable, and passes whose digit is the same for every key
-    // (common: confidences in [0, 1] share their top bits) are skipped.
-    constexpr int kBits = 11;
-    constexpr int kPasses = 6;
-    constexpr size_t kBuckets = size_t{1} << kBits;
-    constexpr uint64_t kMask = kBuckets - 1;
-    std::vector<std::array<uint32_t, kBuckets>> hist(kPasses);
-    for (auto& h : hist) h.fill(0);
-    for (const KeyIndex& e : sorted_) {
-      for (int p = 0; p < kPasses; ++p) ++hist[p][(e.key >> (p * kBits)) & kMask];
+  const int passes = (id_bits + kDigitBits - 1) / kDigitBits;
+  histogram_.assign(static_cast<size_t>(passes) * kDigits, 0);
+  bucket_ids_.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t id = bucket_of(sorted_[i].key);
+    bucket_ids_[i] = id;
+    for (int p = 0; p < passes; ++p) ++histogram_[p * kDigits + ((id >> (p * kDigitBits)) & (kDigits - 1))];
+  }
+  scratch_.resize(n);
+  scratch_ids_.resize(n);
+  for (int p = 0; p < passes; ++p) {
+    uint32_t* h = &histogram_[p * kDigits];
+    const int shift = p * kDigitBits;
+    if (n == 0 || h[(bucket_ids_[0] >> shift) & (kDigits - 1)] == n) continue;  // one digit value: in order
+    uint32_t sum = 0;
+    for (size_t d = 0; d < kDigits; ++d) {
+      const uint32_t c = h[d];
+      h[d] = sum;
+      sum += c;
     }
-    scratch_.resize(n);
-    for (int p = 0; p < kPasses; ++p) {
-      const int shift = p * kBits;
-      auto& h = hist[p];
-      if (h[(sorted_[0].key >> shift) & kMask] == n) continue;
-      uint32_t sum = 0;
-      for (size_t b = 0; b < kBuckets; ++b) {
-        const uint32_t c = h[b];
-        h[b] = sum;
-        sum += c;
-      }
-      for (const KeyIndex& e : sorted_) scratch_[h[(e.key >> shift) & kMask]++] = e;
-      sorted_.swap(scratch_);
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t slot = h[(bucket_ids_[i] >> shift) & (kDigits - 1)]++;
+      scratch_[slot] = sorted_[i];
+      scratch_ids_[slot] = bucket_ids_[i];
     }
+    sorted_.swap(scratch_);
+    bucket_ids_.swap(scratch_ids_);
   }
 
-  // sklearn orders with np.lexsort((y, X)): by confidence, then by label, then by input position. The
-  // order inside a run of equal confidences decides the summation order of the merged mean, so follow it.
-  size_t run_start = 0;
+  // sklearn orders with np.lexsort((y, X)): by confidence, then label, then input position.
+  const auto lexsort = [&y](const KeyIndex& a, const KeyIndex& b) {
+    if (a.key != b.key) return a.key < b.key;
+    if (y[a.index] != y[b.index]) return y[a.index] < y[b.index];
+    return a.index < b.index;
+  };
+  size_t run = 0;
   for (size_t i = 1; i <= n; ++i) {
-    if (i < n && sorted_[i].key == sorted_[run_start].key) continue;
-    if (i - run_start > 1) {
-      const auto by_label = [&y](const KeyIndex& a, const KeyIndex& b) { return y[a.index] < y[b.index]; };
-      auto first = sorted_.begin() + run_start;
+    if (i < n && bucket_ids_[i] == bucket_ids_[run]) continue;
+    if (i - run > 1) {
+      auto first = sorted_.begin() + run;
       auto last = sorted_.begin() + i;
-      if (!std::is_sorted(first, last, by_label)) std::stable_sort(first, last, by_label);
+      if (!std::is_sorted(first, last, lexsort)) std::sort(first, last, lexsort);
     }
-    run_start = i;
+    run = i;
   }
+}
+
+bool IsotonicFitter::SortPacked(absl::Span<const double> x, absl::Span<const double> y,
+                                absl::Span<const double> weights, double x_min, double x_max) {
+  // Applies when every kept weight is 1, every label is 0, 0.5 or 1, and every confidence is in [0, 2):
+  //   * the merged sums of a run of equal confidences are then exact in any order, so sklearn's order
+  //     inside a run (by label, then position) need not be reproduced;
+  //   * the top two bits of a double in [0, 2) are zero and its bits sort like its value, so the label code
+  //     fits in those bits and a point is one 8-byte word: half the memory traffic of the general path.
+  if (!(x_min >= 0.0 && x_max < 2.0)) return false;
+  size_t n = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (!weights.empty() && weights[i] != 1.0) {
+      if (weights[i] != 0.0) return false;
+      continue;
+    }
+    if (y[i] != 0.0 && y[i] != 0.5 && y[i] != 1.0) return false;
+    ++n;
+  }
+  packed_.resize(n);
+  size_t k = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (!weights.empty() && weights[i] == 0.0) continue;
+    packed_[k++] = DoubleBits(x[i] + 0.0) | (static_cast<uint64_t>(y[i] * 2.0) << kLabelShift);
+  }
+
+  // Value buckets ordered by an LSD radix sort on their id, as in SortByConfidence.
+  int id_bits = 1;
+  while (id_bits < 2 * kDigitBits && (size_t{1} << id_bits) < 2 * n) ++id_bits;
+  const size_t buckets = size_t{1} << id_bits;
+  const double range = x_max - x_min;
+  double scale = range > 0.0 ? static_cast<double>(buckets) / range : 0.0;
+  if (!std::isfinite(scale)) scale = 0.0;  // a subnormal range: one bucket, std::sort
+  const auto bucket_of = [x_min, scale, buckets](uint64_t word) -> uint32_t {
+    const double v = BitsDouble(word & kValueMask);
+    return static_cast<uint32_t>(std::min(static_cast<size_t>((v - x_min) * scale), buckets - 1));
+  };
+  const int passes = (id_bits + kDigitBits - 1) / kDigitBits;
+  histogram_.assign(static_cast<size_t>(passes) * kDigits, 0);
+  for (uint64_t word : packed_) {
+    const uint32_t id = bucket_of(word);
+    for (int p = 0; p < passes; ++p) ++histogram_[p * kDigits + ((id >> (p * kDigitBits)) & (kDigits - 1))];
+  }
+  packed_scratch_.resize(n);
+  for (int p = 0; p < passes; ++p) {
+    uint32_t* h = &histogram_[p * kDigits];
+    const int shift = p * kDigitBits;
+    if (n == 0 || h[(bucket_of(packed_[0]) >> shift) & (kDigits - 1)] == n) continue;
+    uint32_t sum = 0;
+    for (size_t d = 0; d < kDigits; ++d) {
+      const uint32_t c = h[d];
+      h[d] = sum;
+      sum += c;
+    }
+    for (uint64_t word : packed_) packed_scratch_[h[(bucket_of(word) >> shift) & (kDigits - 1)]++] = word;
+    packed_.swap(packed_scratch_);
+  }
+  const auto by_value = [](uint64_t a, uint64_t b) { return (a & kValueMask) < (b & kValueMask); };
+  size_t run = 0;
+  uint32_t run_id = n ? bucket_of(packed_[0]) : 0;
+  for (size_t i = 1; i <= n; ++i) {
+    uint32_t id = 0;
+    if (i < n && (id = bucket_of(packed_[i])) == run_id) continue;
+    if (i - run > 1) {
+      auto first = packed_.begin() + run;
+      auto last = packed_.begin() + i;
+      if (!std::is_sorted(first, last, by_value)) std::sort(first, last, by_value);
+    }
+    run = i;
+    run_id = id;
+  }
+  return true;
 }
 
 absl::Status IsotonicFitter::Fit(absl::Span<const double> x, absl::Span<const double> y,
@@ -107,6 +212,8 @@ absl::Status IsotonicFitter::Fit(absl::Span<const double> x, absl::Span<const do
     return absl::InvalidArgumentError(absl::StrCat("x: at most 2^32 - 2 points, got ", x.size()));
   }
   bool any_positive = false;
+  double x_min = std::numeric_limits<double>::infinity();
+  double x_max = -std::numeric_limits<double>::infinity();
   for (size_t i = 0; i < x.size(); ++i) {
     if (!std::isfinite(x[i])) {
       return absl::InvalidArgumentError(absl::StrCat("x[", i, "]: must be finite, got ", x[i]));
@@ -120,28 +227,40 @@ absl::Status IsotonicFitter::Fit(absl::Span<const double> x, absl::Span<const do
             absl::StrCat("weights[", i, "]: must be finite and >= 0, got ", weights[i]));
       }
       any_positive = any_positive || weights[i] > 0.0;
+      if (!(weights[i] > 0.0)) continue;
     }
+    x_min = std::min(x_min, x[i]);
+    x_max = std::max(x_max, x[i]);
   }
   if (weights.empty()) any_positive = !x.empty();
   if (!any_positive) {
     return absl::InvalidArgumentError("x: needs at least one point with a positive weight");
   }
 
-  SortByConfidence(x, y, weights);
-  const size_t n = sorted_.size();
+  const bool packed = SortPacked(x, y, weights, x_min, x_max);
+  if (!packed) SortByConfidence(x, y, weights, x_min, x_max);
+  const size_t n = packed ? packed_.size() : sorted_.size();
 
   // _make_unique: merge equal confidences into their weighted mean label, in sklearn's summation order.
   unique_x_.resize(n);
   unique_y_.resize(n);
   unique_w_.resize(n);
   size_t m = 0;
-  double current_x = KeyToDouble(sorted_[0].key);
+  double current_x = packed ? BitsDouble(packed_[0] & kValueMask) : KeyToDouble(sorted_[0].key);
   double current_y = 0.0;
   double current_w = 0.0;
   for (size_t j = 0; j < n; ++j) {
-    const uint32_t idx = sorted_[j].index;
-    const double xj = KeyToDouble(sorted_[j].key);
-    const double wj = weights.empty() ? 1.0 : weights[idx];
+    double xj, yj, wj;
+    if (packed) {
+      xj = BitsDouble(packed_[j] & kValueMask);
+      yj = 0.5 * static_cast<double>(packed_[j] >> kLabelShift);
+      wj = 1.0;
+    } else {
+      const uint32_t idx = sorted_[j].index;
+      xj = KeyToDouble(sorted_[j].key);
+      yj = y[idx];
+      wj = weights.empty() ? 1.0 : weights[idx];
+    }
     if (xj - current_x >= kUniqueResolution) {
       unique_x_[m] = current_x;
       unique_w_[m] = current_w;
@@ -149,10 +268,10 @@ absl::Status IsotonicFitter::Fit(absl::Span<const double> x, absl::Span<const do
       ++m;
       current_x = xj;
       current_w = wj;
-      current_y = y[idx] * wj;
+      current_y = yj * wj;
     } else {
       current_w += wj;
-      current_y += y[idx] * wj;
+      current_y += yj * wj;
     }
   }
   unique_x_[m] = current_x;
@@ -224,6 +343,58 @@ absl::StatusOr<IsotonicThresholds> FitIsotonic(absl::Span<const double> x, absl:
   return out;
 }
 
+namespace {
+
+// numpy.interp's formula on [x[j], x[j + 1]], x[j] <= v < x[j + 1], including its retry from the right end
+// when the left one is not finite; clamped to [0, 1].
+inline double InterpolateSegment(const double* x, const double* y, size_t j, double v) {
+  if (x[j] == v) return y[j];
+  const double slope = (y[j + 1] - y[j]) / (x[j + 1] - x[j]);
+  double r = slope * (v - x[j]) + y[j];
+  if (std::isnan(r)) {
+    r = slope * (v - x[j + 1]) + y[j + 1];
+    if (std::isnan(r) && y[j] == y[j + 1]) r = y[j];
+  }
+  return std::clamp(r, 0.0, 1.0);
+}
+
+}  // namespace
+
+IsotonicPredictor::IsotonicPredictor(std::vector<double> x, std::vector<double> y)
+    : x_(std::move(x)), y_(std::move(y)) {
+  const size_t n = x_.size();
+  if (n < 3) return;  // at most one segment: nothing to search
+  const double range = x_[n - 1] - x_[0];
+  const size_t cells = std::min<size_t>(2 * n, size_t{1} << 20);
+  inv_width_ = static_cast<double>(cells) / range;
+  if (!std::isfinite(inv_width_)) inv_width_ = 0.0;  // subnormal or overflowing range: one cell
+  const size_t used = inv_width_ > 0.0 ? cells : 1;
+  start_.assign(used, 0);
+  // start_[c] = the last j <= n - 2 whose cell is before c: Cell is non-decreasing in v, so such x_[j] is below
+  // every v of cell c, and the search may start there.
+  size_t j = 0;
+  for (size_t c = 0; c < used; ++c) {
+    while (j + 1 <= n - 2 && Cell(x_[j + 1]) < c) ++j;
+    start_[c] = static_cast<uint32_t>(j);
+  }
+}
+
+size_t IsotonicPredictor::Cell(double v) const {
+  if (inv_width_ == 0.0) return 0;
+  return std::min(static_cast<size_t>((v - x_[0]) * inv_width_), start_.size() - 1);
+}
+
+double IsotonicPredictor::operator()(double v) const {
+  const size_t n = x_.size();
+  if (std::isnan(v)) return v;
+  if (n == 1) return y_[0];
+  if (v <= x_[0]) return y_[0];
+  if (v >= x_[n - 1]) return y_[n - 1];
+  size_t j = start_.empty() ? 0 : start_[Cell(v)];
+  while (j + 2 < n && x_[j + 1] <= v) ++j;
+  return InterpolateSegment(x_.data(), y_.data(), j, v);
+}
+
 double InterpolateIsotonic(const double* x, const double* y, size_t n, double v) {
   if (std::isnan(v)) return v;
   if (n == 1) return y[0];
@@ -237,16 +408,7 @@ double InterpolateIsotonic(const double* x, const double* y, size_t n, double v)
     base = (base[half] <= v) ? base + half : base;
     len -= half;
   }
-  const size_t j = static_cast<size_t>(base - x);
-  if (x[j] == v) return y[j];
-  // numpy.interp's formula, including its retry from the right end when the left one is not finite.
-  const double slope = (y[j + 1] - y[j]) / (x[j + 1] - x[j]);
-  double r = slope * (v - x[j]) + y[j];
-  if (std::isnan(r)) {
-    r = slope * (v - x[j + 1]) + y[j + 1];
-    if (std::isnan(r) && y[j] == y[j + 1]) r = y[j];
-  }
-  return std::clamp(r, 0.0, 1.0);
+  return InterpolateSegment(x, y, static_cast<size_t>(base - x), v);
 }
 
 }  // namespace clm::calibration
