@@ -64,7 +64,7 @@ class IsotonicFitter final {
   std::vector<double> unique_x_;
   std::vector<double> unique_y_;
   std::vector<double> unique_w_;
-  std::vector<ptrdiff_t> target_;
+  std::vector<uint32_t> target_;
 };
 
 // Convenience wrapper around a one-off IsotonicFitter.
