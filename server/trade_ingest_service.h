@@ -18,7 +18,7 @@ namespace clm::server {
 class TradeIngestService final : public clm::v1::TradeIngest::CallbackService {
  public:
   struct Options {
-    uint32_t max_inflight_batches_per_stream = 8;
+    uint32_t max_inflight_batches_per_stream = 16;
     uint32_t max_ingest_streams = 64;
   };
   TradeIngestService(const Options& options, ingest::IngestPipeline* pipeline, store::TradeStore* store,

@@ -9,6 +9,13 @@
 #include "lib/ingest/validation.h"
 
 namespace clm::ingest {
+namespace {
+
+absl::Status ShuttingDown() {
+  return absl::UnavailableError("the server is shutting down; resend this batch to another instance or later");
+}
+
+}  // namespace
 
 IngestPipeline::IngestPipeline(store::TradeStore* store, const Options& options, IngestObserver* observer)
     : store_(store), options_(options), observer_(observer), writer_([this] { WriterLoop(); }) {}
@@ -22,6 +29,11 @@ absl::Status IngestPipeline::Submit(uint64_t batch_id,
   if (trades->size() > static_cast<int>(options_.max_batch_trades)) {
     return absl::InvalidArgumentError(absl::StrCat("trades: a batch may hold at most ", options_.max_batch_trades,
                                                    " trades, got ", trades->size()));
+  }
+  {
+    // Checked before the trades are taken, so a refused caller still holds its batch to resend.
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return ShuttingDown();
   }
   Item item;
   item.batch.batch_id = batch_id;
@@ -48,7 +60,7 @@ absl::Status IngestPipeline::Submit(uint64_t batch_id,
     item.batch.trades.push_back(std::move(trade));
   }
   absl::MutexLock lock(&mu_);
-  if (stopping_) return absl::UnavailableError("the server is shutting down; resend this batch to another instance or later");
+  if (stopping_) return ShuttingDown();
   queued_trades_ += n;
   queue_.push_back(std::move(item));
   return absl::OkStatus();

@@ -1,6 +1,7 @@
 #include "lib/ingest/validation.h"
 
 #include <cmath>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -15,7 +16,14 @@ using clm::v1::TradeOutcome;
 // 2000-01-01T00:00:00Z: anything earlier is a unit mistake (seconds vs. milliseconds), not a real trade.
 constexpr int64_t kEarliestSeconds = 946684800;
 
-std::string Describe(double value) { return absl::StrFormat("%.17g", value); }
+// The shortest form that reads back as the same double: "-0.1", not "-0.10000000000000001".
+std::string Describe(double value) {
+  for (int precision = 15; precision < 17; ++precision) {
+    std::string text = absl::StrFormat("%.*g", precision, value);
+    if (std::strtod(text.c_str(), nullptr) == value) return text;
+  }
+  return absl::StrFormat("%.17g", value);
+}
 
 std::optional<FieldError> CheckProbability(const std::string& field, double value) {
   if (!std::isfinite(value)) return FieldError{field, absl::StrCat("must be a finite number, got ", Describe(value))};

@@ -12,6 +12,7 @@ namespace clm::store {
 namespace {
 
 constexpr int kMaxIdleReaders = 4;
+constexpr absl::Duration kCheckpointInterval = absl::Milliseconds(500);
 
 // Builds "WHERE ..." for a DatasetQuery; binds in the same order via BindQuery.
 std::string WhereClause(const DatasetQuery& q) {
@@ -81,7 +82,46 @@ absl::StatusOr<std::unique_ptr<SqliteTradeStore>> SqliteTradeStore::Open(const s
       "VALUES(?,?,?,?,?,?,?)");
   if (!stmt.ok()) return stmt.status();
   stmts.insert_dead_letter = std::move(*stmt);
-  return std::unique_ptr<SqliteTradeStore>(new SqliteTradeStore(path, std::move(*db), std::move(stmts)));
+  // The writer keeps a large page cache (index pages of a big group stay hot) and never checkpoints itself:
+  // the checkpoint thread does, PASSIVE, so it never blocks the writer. The log is cut back to 64 MiB
+  // whenever it restarts, so a burst does not leave a huge file behind.
+  status = (*db)->Exec("PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864;");
+  if (!status.ok()) return status;
+  absl::StatusOr<std::unique_ptr<Database>> checkpointer = Database::Open(path, Database::Options{});
+  if (!checkpointer.ok()) return checkpointer.status();
+  return std::unique_ptr<SqliteTradeStore>(
+      new SqliteTradeStore(path, std::move(*db), std::move(stmts), std::move(*checkpointer)));
+}
+
+SqliteTradeStore::SqliteTradeStore(std::string path, std::unique_ptr<Database> writer, WriterStatements statements,
+                                   std::unique_ptr<Database> checkpointer)
+    : path_(std::move(path)),
+      writer_(std::move(writer)),
+      stmts_(std::move(statements)),
+      checkpointer_(std::move(checkpointer)),
+      checkpoint_thread_([this] { CheckpointLoop(); }) {}
+
+SqliteTradeStore::~SqliteTradeStore() {
+  {
+    absl::MutexLock lock(&checkpoint_mu_);
+    stop_checkpoints_ = true;
+  }
+  checkpoint_thread_.join();
+  // One last full checkpoint, so a clean shutdown leaves everything in the database file.
+  checkpointer_->Exec("PRAGMA wal_checkpoint(TRUNCATE)").IgnoreError();
+}
+
+void SqliteTradeStore::CheckpointLoop() {
+  absl::MutexLock lock(&checkpoint_mu_);
+  while (!stop_checkpoints_) {
+    checkpoint_mu_.AwaitWithTimeout(absl::Condition(&stop_checkpoints_), kCheckpointInterval);
+    if (stop_checkpoints_) break;
+    checkpoint_mu_.Unlock();
+    // PASSIVE copies what it can without waiting for the writer or readers; a failure (busy) just means
+    // the next round does it.
+    checkpointer_->Exec("PRAGMA wal_checkpoint(PASSIVE)").IgnoreError();
+    checkpoint_mu_.Lock();
+  }
 }
 
 absl::StatusOr<std::vector<BatchResult>> SqliteTradeStore::WriteBatches(absl::Span<PendingBatch* const> batches,
@@ -141,7 +181,10 @@ absl::Status SqliteTradeStore::WriteBatch(PendingBatch& batch, int64_t now_ns, B
     find.BindText(1, t.trade_id());
     absl::StatusOr<bool> row = find.Step();
     if (!row.ok()) return row.status();
-    if (*row && static_cast<uint64_t>(find.ColumnInt(0)) == batch.content_hashes[i]) {
+    const bool same = *row && static_cast<uint64_t>(find.ColumnInt(0)) == batch.content_hashes[i];
+    // A statement left on a row keeps its read transaction open: the WAL could then never be checkpointed.
+    find.Reset();
+    if (same) {
       ++result.duplicates;
       continue;
     }
@@ -317,6 +360,8 @@ absl::StatusOr<int64_t> SqliteTradeStore::MaxSeq() {
 
 absl::StatusOr<clm::v1::ListDeadLettersResponse> SqliteTradeStore::ListDeadLetters(uint32_t limit,
                                                                                     uint64_t before_id) {
+  clm::v1::ListDeadLettersResponse response;
+  if (limit == 0) return response;
   absl::StatusOr<std::unique_ptr<Database>> db = AcquireReader();
   if (!db.ok()) return db.status();
   ReaderLease lease(this, std::move(*db));
@@ -326,7 +371,6 @@ absl::StatusOr<clm::v1::ListDeadLettersResponse> SqliteTradeStore::ListDeadLette
   if (!stmt.ok()) return stmt.status();
   stmt->BindInt(1, before_id == 0 ? INT64_MAX : static_cast<int64_t>(before_id));
   stmt->BindInt(2, static_cast<int64_t>(limit) + 1);  // one more tells whether a next page exists
-  clm::v1::ListDeadLettersResponse response;
   while (true) {
     absl::StatusOr<bool> row = stmt->Step();
     if (!row.ok()) return row.status();

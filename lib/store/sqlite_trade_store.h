@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -14,9 +15,11 @@ namespace clm::store {
 
 // TradeStore on an embedded SQLite database (WAL, synchronous=FULL). Writes go through one connection
 // under a mutex (callers are expected to funnel them through one writer that groups batches); reads use a
-// small pool of their own connections, so queries never wait for a commit's fsync.
+// small pool of their own connections, so queries never wait for a commit's fsync. Checkpoints run on a
+// background thread of their own, not inside the writer's COMMIT, so ingest latency does not carry them.
 class SqliteTradeStore final : public TradeStore {
  public:
+  ~SqliteTradeStore() override;
   // Opens or creates `path` and migrates it to the latest schema.
   static absl::StatusOr<std::unique_ptr<SqliteTradeStore>> Open(const std::string& path);
 
@@ -36,8 +39,9 @@ class SqliteTradeStore final : public TradeStore {
   };
   class ReaderLease;
 
-  SqliteTradeStore(std::string path, std::unique_ptr<Database> writer, WriterStatements statements)
-      : path_(std::move(path)), writer_(std::move(writer)), stmts_(std::move(statements)) {}
+  SqliteTradeStore(std::string path, std::unique_ptr<Database> writer, WriterStatements statements,
+                   std::unique_ptr<Database> checkpointer);
+  void CheckpointLoop();
 
   absl::StatusOr<std::unique_ptr<Database>> AcquireReader();
   void ReleaseReader(std::unique_ptr<Database> db);
@@ -52,6 +56,11 @@ class SqliteTradeStore final : public TradeStore {
   WriterStatements stmts_ ABSL_GUARDED_BY(write_mu_);
   absl::Mutex readers_mu_;
   std::vector<std::unique_ptr<Database>> idle_readers_ ABSL_GUARDED_BY(readers_mu_);
+
+  std::unique_ptr<Database> checkpointer_;  // used by the checkpoint thread only
+  absl::Mutex checkpoint_mu_;
+  bool stop_checkpoints_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
+  std::thread checkpoint_thread_;
 };
 
 // Canonical timestamp conversion shared by every SQLite table: nanoseconds since the Unix epoch.
