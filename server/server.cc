@@ -9,10 +9,20 @@
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "lib/cadence/interfaces.h"
+#include "lib/cadence/monitor.h"
 #include "lib/common/thread_pool.h"
 #include "lib/ingest/ingest_pipeline.h"
 #include "lib/store/data_dir_lock.h"
+#include "lib/store/sqlite_cadence_store.h"
 #include "lib/store/sqlite_trade_store.h"
+#include "lib/jobs/cadence_launcher.h"
+#include "lib/jobs/job_manager.h"
+#include "lib/store/sqlite_job_store.h"
+#include "server/calibration_job_service.h"
+#include "server/job_metrics.h"
+#include "server/cadence_metrics.h"
+#include "server/cadence_status_service.h"
 #include "server/metrics.h"
 #include "server/trade_ingest_service.h"
 #include "spdlog/spdlog.h"
@@ -29,7 +39,21 @@ class Services final {
   std::unique_ptr<ingest::IngestObserver> commit_fanout;
   std::unique_ptr<ingest::IngestPipeline> pipeline;
   std::unique_ptr<ThreadPool> query_pool;
+  std::unique_ptr<store::SqliteJobStore> job_store;
+  std::unique_ptr<JobMetrics> job_metrics;
+  std::unique_ptr<jobs::JobManager> jobs;
+  std::unique_ptr<jobs::CadenceLauncher> job_launcher;  // the cadence monitor's way to start learning
+  // The learning-cadence monitor, on connections of its own to the same database. `launcher` (the job
+  // system's) must be set before the monitor is created and outlive it; nullptr: the monitor only reports.
+  std::unique_ptr<store::SqliteCadenceStateStore> cadence_state;
+  std::unique_ptr<store::SqliteSnapshotSource> cadence_source;
+  cadence::SystemClock cadence_clock;
+  cadence::JobLauncher* launcher = nullptr;
+  std::unique_ptr<cadence::Monitor> cadence_monitor;
+  std::unique_ptr<CadenceMetrics> cadence_metrics;
   std::unique_ptr<TradeIngestService> trade_ingest;
+  std::unique_ptr<CadenceStatusService> cadence_status;
+  std::unique_ptr<CalibrationJobService> calibration_jobs;
 };
 
 namespace {
@@ -37,15 +61,21 @@ namespace {
 // Everything that reacts to a group commit, in one place.
 class CommitFanout final : public ingest::IngestObserver {
  public:
-  CommitFanout(Metrics* metrics, store::TradeStore* store) : metrics_(metrics), store_(store) {}
+  // `monitor` is created after the pipeline (it needs the job system); it is set before the server serves,
+  // so before any commit.
+  CommitFanout(Metrics* metrics, store::TradeStore* store, const std::unique_ptr<cadence::Monitor>& monitor)
+      : metrics_(metrics), store_(store), monitor_(monitor) {}
   void OnCommit(const ingest::CommitStats& stats) override {
     metrics_->OnCommit(stats);
     metrics_->SetStoreSizeBytes(static_cast<double>(store_->SizeBytes()));  // two stat() calls
+    // New trades: the cadence monitor evaluates once the burst settles (a flag and a signal, no waiting).
+    if (stats.ok && stats.accepted > 0 && monitor_ != nullptr) monitor_->Nudge();
   }
 
  private:
   Metrics* metrics_;
   store::TradeStore* store_;
+  const std::unique_ptr<cadence::Monitor>& monitor_;
 };
 
 }  // namespace
@@ -77,10 +107,45 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   pipeline_options.max_batch_trades = config.ingest().max_batch_trades();
   pipeline_options.future_tolerance = absl::Seconds(config.ingest().future_tolerance_seconds());
   pipeline_options.max_group_trades = config.ingest().max_group_trades();
-  services->commit_fanout = std::make_unique<CommitFanout>(services->metrics.get(), services->trade_store.get());
+  services->commit_fanout = std::make_unique<CommitFanout>(services->metrics.get(), services->trade_store.get(),
+                                                           services->cadence_monitor);
   services->pipeline = std::make_unique<ingest::IngestPipeline>(services->trade_store.get(), pipeline_options,
                                                                 services->commit_fanout.get());
   services->query_pool = std::make_unique<ThreadPool>("query pool", 2, 256);
+
+  absl::StatusOr<std::unique_ptr<store::SqliteJobStore>> job_store = store::SqliteJobStore::Open(db_path);
+  if (!job_store.ok()) return job_store.status();
+  services->job_store = std::move(*job_store);
+  services->job_metrics = std::make_unique<JobMetrics>(*services->metrics->registry());
+  services->jobs = std::make_unique<jobs::JobManager>(services->trade_store.get(), services->job_store.get(),
+                                                      services->job_metrics.get(), jobs::JobManager::Options{});
+  absl::Status jobs_started = services->jobs->Start();
+  if (!jobs_started.ok()) return jobs_started;
+  services->job_launcher = std::make_unique<jobs::CadenceLauncher>(services->jobs.get());
+  services->calibration_jobs = std::make_unique<CalibrationJobService>(
+      services->jobs.get(), services->query_pool.get(), services->metrics.get());
+
+  absl::StatusOr<std::unique_ptr<store::SqliteCadenceStateStore>> cadence_state =
+      store::SqliteCadenceStateStore::Open(db_path);
+  if (!cadence_state.ok()) return cadence_state.status();
+  services->cadence_state = std::move(*cadence_state);
+  absl::StatusOr<std::unique_ptr<store::SqliteSnapshotSource>> cadence_source =
+      store::SqliteSnapshotSource::Open(db_path);
+  if (!cadence_source.ok()) return cadence_source.status();
+  services->cadence_source = std::move(*cadence_source);
+  absl::StatusOr<std::unique_ptr<cadence::Monitor>> monitor =
+      cadence::Monitor::Create(config.policy(), {services->cadence_source.get(), services->cadence_state.get(),
+                                                 &services->cadence_clock, services->launcher});
+  if (!monitor.ok()) {
+    return absl::Status(monitor.status().code(), absl::StrCat("cadence monitor: ", monitor.status().message()));
+  }
+  services->cadence_monitor = std::move(*monitor);
+  services->cadence_metrics = std::make_unique<CadenceMetrics>(*services->metrics->registry());
+  // Evaluates once before serving, so GetStatus and WatchStatus have a report from the first call.
+  if (absl::Status started = services->cadence_monitor->Start(); !started.ok()) return started;
+  services->cadence_metrics->Attach(services->cadence_monitor.get());
+  services->cadence_status =
+      std::make_unique<CadenceStatusService>(services->cadence_monitor.get(), services->metrics.get());
 
   TradeIngestService::Options ingest_options;
   ingest_options.max_inflight_batches_per_stream = config.ingest().max_inflight_batches_per_stream();
@@ -98,6 +163,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.grpc_address, grpc::InsecureServerCredentials(), &server->grpc_port_);
   builder.RegisterService(services->trade_ingest.get());
+  builder.RegisterService(services->cadence_status.get());
+  builder.RegisterService(services->calibration_jobs.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.limits().max_receive_message_bytes()));
   grpc::ResourceQuota quota("clm-server");
   quota.Resize(config.limits().memory_quota_bytes());
@@ -130,8 +197,12 @@ void Server::Shutdown() {
   spdlog::info("shutting down: health NOT_SERVING, draining ingest streams");
   grpc_server_->GetHealthCheckService()->SetServingStatus(false);
   services_->trade_ingest->DrainStreams();
+  services_->cadence_status->FinishWatches();
+  // Running jobs end CANCELLED (queued ones stay queued for the next start), which also ends their watches.
+  services_->jobs->Stop();
   grpc_server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoSeconds(options_.shutdown_grace));
   grpc_server_->Wait();
+  services_->cadence_monitor->Stop();  // no call needs it any more; the store is still open
   services_->pipeline->Stop();
   services_->query_pool->Stop();
   services_.reset();  // closes the store, then releases the data directory

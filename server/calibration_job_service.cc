@@ -1,0 +1,233 @@
+#include "server/calibration_job_service.h"
+
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "lib/calibration/report.h"
+#include "server/grpc_status.h"
+
+namespace clm::server {
+namespace {
+
+using clm::v1::Job;
+
+bool Ended(const Job& job) {
+  return job.state() == clm::v1::SUCCEEDED || job.state() == clm::v1::FAILED || job.state() == clm::v1::CANCELLED;
+}
+
+// Runs `work` on the pool and finishes the unary call with its status; the pool being full is the answer.
+void OnPool(ThreadPool* pool, grpc::ServerUnaryReactor* reactor, MethodMetrics& metrics,
+            std::function<absl::Status()> work) {
+  const absl::Time start = absl::Now();
+  absl::Status scheduled = pool->Schedule([reactor, &metrics, start, work = std::move(work)] {
+    grpc::Status status = ToGrpcStatus(work());
+    metrics.Record(status, absl::Now() - start);
+    reactor->Finish(status);
+  });
+  if (!scheduled.ok()) {
+    grpc::Status status = ToGrpcStatus(scheduled);
+    metrics.Record(status, absl::Now() - start);
+    reactor->Finish(status);
+  }
+}
+
+}  // namespace
+
+// Sends the job now and after each change until it ends. Changes that arrive while a write is in flight
+// are coalesced into the latest one: a slow watcher sees fewer progress steps, never a growing queue.
+class CalibrationJobService::WatchReactor final : public grpc::ServerWriteReactor<Job> {
+ public:
+  WatchReactor(CalibrationJobService* service, std::string id)
+      : service_(service), id_(std::move(id)), start_(absl::Now()) {}
+
+  // Runs on the pool: looks the job up, subscribes, and sends what it knows.
+  void Begin() {
+    absl::StatusOr<Job> job = service_->jobs_->Get(id_, false);
+    if (!job.ok()) {
+      absl::MutexLock lock(&mu_);
+      FinishLocked(ToGrpcStatus(job.status()));
+      return;
+    }
+    jobs::JobManager::Subscription subscription =
+        service_->jobs_->Subscribe(id_, [this](const Job& update) { OnUpdate(update); });
+    if (!subscription.active && !Ended(*job)) {
+      // It ended between the lookup and the subscription: the store has the final state.
+      job = service_->jobs_->Get(id_, false);
+      if (!job.ok()) {
+        absl::MutexLock lock(&mu_);
+        FinishLocked(ToGrpcStatus(job.status()));
+        return;
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    subscription_ = subscription.id;
+    if (!pending_.has_value()) pending_ = std::move(*job);  // a fresher update may already be here
+    MaybeWriteLocked();
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"));
+      return;
+    }
+    if (Ended(current_)) {
+      FinishLocked(grpc::Status::OK);
+      return;
+    }
+    MaybeWriteLocked();
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled the watch"));
+  }
+
+  void OnDone() override {
+    // Unsubscribe waits out a callback that is running, so nothing touches this object afterwards.
+    uint64_t subscription;
+    {
+      absl::MutexLock lock(&mu_);
+      subscription = subscription_;
+    }
+    if (subscription != 0) service_->jobs_->Unsubscribe(subscription);
+    service_->watch_metrics_.Record(final_status_, absl::Now() - start_);
+    delete this;
+  }
+
+ private:
+  void OnUpdate(const Job& update) {
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    pending_ = update;
+    MaybeWriteLocked();
+  }
+
+  void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || finished_ || !pending_.has_value()) return;
+    current_ = std::move(*pending_);
+    pending_.reset();
+    writing_ = true;
+    StartWrite(&current_);
+  }
+
+  void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    final_status_ = status;
+    Finish(status);
+  }
+
+  CalibrationJobService* const service_;
+  const std::string id_;
+  const absl::Time start_;
+  absl::Mutex mu_;
+  uint64_t subscription_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<Job> pending_ ABSL_GUARDED_BY(mu_);
+  Job current_;  // the message being written; only touched with writing_ set
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status final_status_;
+};
+
+CalibrationJobService::CalibrationJobService(jobs::JobManager* jobs, ThreadPool* pool, Metrics* metrics)
+    : jobs_(jobs),
+      pool_(pool),
+      submit_metrics_(metrics->Method("/clm.v1.CalibrationJob/Submit")),
+      get_metrics_(metrics->Method("/clm.v1.CalibrationJob/Get")),
+      list_metrics_(metrics->Method("/clm.v1.CalibrationJob/List")),
+      watch_metrics_(metrics->Method("/clm.v1.CalibrationJob/Watch")),
+      cancel_metrics_(metrics->Method("/clm.v1.CalibrationJob/Cancel")),
+      report_metrics_(metrics->Method("/clm.v1.CalibrationJob/GetReport")) {}
+
+grpc::ServerUnaryReactor* CalibrationJobService::Submit(grpc::CallbackServerContext* context,
+                                                        const clm::v1::SubmitJobRequest* request, Job* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  OnPool(pool_, reactor, submit_metrics_, [this, request, response]() -> absl::Status {
+    absl::StatusOr<Job> job = jobs_->Submit(*request);
+    if (!job.ok()) return job.status();
+    *response = std::move(*job);
+    return absl::OkStatus();
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CalibrationJobService::Get(grpc::CallbackServerContext* context,
+                                                     const clm::v1::GetJobRequest* request, Job* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  OnPool(pool_, reactor, get_metrics_, [this, request, response]() -> absl::Status {
+    absl::StatusOr<Job> job = jobs_->Get(request->id(), true);
+    if (!job.ok()) return job.status();
+    *response = std::move(*job);
+    return absl::OkStatus();
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CalibrationJobService::List(grpc::CallbackServerContext* context,
+                                                      const clm::v1::ListJobsRequest* request,
+                                                      clm::v1::ListJobsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  OnPool(pool_, reactor, list_metrics_, [this, request, response]() -> absl::Status {
+    absl::StatusOr<clm::v1::ListJobsResponse> page = jobs_->List(*request);
+    if (!page.ok()) return page.status();
+    *response = std::move(*page);
+    return absl::OkStatus();
+  });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<Job>* CalibrationJobService::Watch(grpc::CallbackServerContext* context,
+                                                            const clm::v1::WatchJobRequest* request) {
+  auto* reactor = new WatchReactor(this, request->id());
+  if (request->id().empty()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id: is required"));
+    return reactor;
+  }
+  absl::Status scheduled = pool_->Schedule([reactor] { reactor->Begin(); });
+  if (!scheduled.ok()) reactor->Finish(ToGrpcStatus(scheduled));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CalibrationJobService::Cancel(grpc::CallbackServerContext* context,
+                                                        const clm::v1::CancelJobRequest* request, Job* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  OnPool(pool_, reactor, cancel_metrics_, [this, request, response]() -> absl::Status {
+    absl::StatusOr<Job> job = jobs_->Cancel(request->id(), request->reason());
+    if (!job.ok()) return job.status();
+    *response = std::move(*job);
+    return absl::OkStatus();
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CalibrationJobService::GetReport(grpc::CallbackServerContext* context,
+                                                           const clm::v1::GetReportRequest* request,
+                                                           clm::v1::JobReport* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  OnPool(pool_, reactor, report_metrics_, [this, request, response]() -> absl::Status {
+    absl::StatusOr<Job> job = jobs_->Get(request->id(), true);
+    if (!job.ok()) return job.status();
+    if (job->state() != clm::v1::SUCCEEDED) {
+      return absl::FailedPreconditionError(absl::StrCat("job ", job->id(), " is ", clm::v1::JobState_Name(job->state()),
+                                                        ": only a SUCCEEDED job has a report"));
+    }
+    absl::StatusOr<std::string> json = calibration::RenderJson(job->result());
+    if (!json.ok()) return json.status();
+    response->set_id(job->id());
+    // The report names its job, so a printed or pasted copy can be traced back.
+    std::string markdown = calibration::RenderMarkdown(job->result());
+    const size_t title_end = markdown.find('\n');
+    markdown.insert(title_end == std::string::npos ? markdown.size() : title_end, absl::StrCat(": job ", job->id()));
+    response->set_markdown(std::move(markdown));
+    response->set_json(std::move(*json));
+    return absl::OkStatus();
+  });
+  return reactor;
+}
+
+}  // namespace clm::server
