@@ -1,0 +1,193 @@
+// CalibrationJob over real gRPC: the real Server on 127.0.0.1:0 with trades ingested through TradeIngest.
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "clm/v1/calibration_job.grpc.pb.h"
+#include "clm/v1/ingest.grpc.pb.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "gtest/gtest.h"
+#include "lib/config/config.h"
+#include "server/server.h"
+#include "tests/testing/test_util.h"
+
+namespace clm::server {
+namespace {
+
+using clm::v1::Job;
+using clm::v1::TradeOutcome;
+
+class CalibrationJobServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(); }
+
+  void Start() {
+    Server::Options options;
+    options.grpc_address = "127.0.0.1:0";
+    options.metrics_address = "";
+    options.data_dir = dir_.path();
+    options.config = *config::ResolveServerConfig({});
+    absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
+                                       grpc::InsecureChannelCredentials());
+    ingest_ = clm::v1::TradeIngest::NewStub(channel);
+    jobs_ = clm::v1::CalibrationJob::NewStub(channel);
+  }
+
+  void Restart() {
+    jobs_.reset();
+    ingest_.reset();
+    server_.reset();
+    Start();
+  }
+
+  // 600 trades over five days from an engine over-confident in 0.50-0.70.
+  void IngestOverConfidentTrades() {
+    std::mt19937_64 rng(11);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    for (int b = 0; b < 6; ++b) {
+      clm::v1::RecordRequest request;
+      request.set_batch_id(b);
+      for (int i = 0; i < 100; ++i) {
+        double confidence = 0.45 + 0.5 * u(rng);
+        double p = confidence < 0.70 ? 0.38 : confidence;
+        *request.add_trades() = clm::testing::MakeTrade(
+            absl::StrCat("t", b, "-", i), confidence, u(rng) < p ? TradeOutcome::WIN : TradeOutcome::LOSS,
+            absl::Hours(1) + absl::Minutes(12 * (b * 100 + i)), i % 2 ? "BTCUSDT" : "ETHUSDT");
+      }
+      grpc::ClientContext context;
+      clm::v1::IngestAck ack;
+      ASSERT_TRUE(ingest_->Record(&context, request, &ack).ok());
+      ASSERT_EQ(ack.accepted(), 100u);
+    }
+  }
+
+  // Follows the job with Watch until the stream ends; returns every message.
+  std::vector<Job> Watch(const std::string& id, grpc::Status* status) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    clm::v1::WatchJobRequest request;
+    request.set_id(id);
+    auto reader = jobs_->Watch(&context, request);
+    std::vector<Job> seen;
+    Job job;
+    while (reader->Read(&job)) seen.push_back(job);
+    *status = reader->Finish();
+    return seen;
+  }
+
+  clm::testing::TempDir dir_;
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<clm::v1::TradeIngest::Stub> ingest_;
+  std::unique_ptr<clm::v1::CalibrationJob::Stub> jobs_;
+};
+
+TEST_F(CalibrationJobServiceTest, SubmitWatchReportAndSurviveRestart) {
+  IngestOverConfidentTrades();
+  grpc::ClientContext context;
+  clm::v1::SubmitJobRequest request;
+  request.set_submitted_by("operator");
+  request.set_reason("first calibration");
+  Job submitted;
+  ASSERT_TRUE(jobs_->Submit(&context, request, &submitted).ok());
+  EXPECT_EQ(submitted.state(), clm::v1::QUEUED);
+  EXPECT_EQ(submitted.id().rfind("cal_", 0), 0u);
+
+  grpc::Status status;
+  std::vector<Job> seen = Watch(submitted.id(), &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back().state(), clm::v1::SUCCEEDED);
+  for (size_t i = 1; i < seen.size(); ++i) {
+    EXPECT_GE(seen[i].state(), seen[i - 1].state());
+    EXPECT_GE(seen[i].progress(), seen[i - 1].progress());
+  }
+
+  grpc::ClientContext report_context;
+  clm::v1::GetReportRequest report_request;
+  report_request.set_id(submitted.id());
+  clm::v1::JobReport report;
+  ASSERT_TRUE(jobs_->GetReport(&report_context, report_request, &report).ok());
+  EXPECT_NE(report.markdown().find(submitted.id()), std::string::npos);
+  EXPECT_NE(report.markdown().find("over-confident"), std::string::npos) << report.markdown();
+  EXPECT_NE(report.json().find("\"global_map\""), std::string::npos);
+
+  Restart();
+  grpc::ClientContext get_context;
+  clm::v1::GetJobRequest get;
+  get.set_id(submitted.id());
+  Job stored;
+  ASSERT_TRUE(jobs_->Get(&get_context, get, &stored).ok());
+  EXPECT_EQ(stored.state(), clm::v1::SUCCEEDED);
+  EXPECT_EQ(stored.trades_seen(), 600u);
+  EXPECT_GT(stored.result().global_map().x_thresholds_size(), 0);
+  EXPECT_EQ(stored.request().reason(), "first calibration");
+
+  // Watching an ended job sends it once and ends.
+  seen = Watch(submitted.id(), &status);
+  ASSERT_TRUE(status.ok());
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].state(), clm::v1::SUCCEEDED);
+}
+
+TEST_F(CalibrationJobServiceTest, ErrorsNameTheFieldAndTheRule) {
+  grpc::ClientContext c1;
+  clm::v1::GetJobRequest get;
+  get.set_id("cal_19990101_000000");
+  Job job;
+  grpc::Status status = jobs_->Get(&c1, get, &job);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(status.error_message(), "id: no job cal_19990101_000000");
+
+  grpc::ClientContext c2;
+  clm::v1::SubmitJobRequest bad;
+  bad.mutable_options()->set_bins(0);
+  bad.mutable_options()->set_folds(1);
+  status = jobs_->Submit(&c2, bad, &job);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("options.folds"), std::string::npos) << status.error_message();
+
+  grpc::ClientContext c3;
+  clm::v1::WatchJobRequest watch;
+  auto reader = jobs_->Watch(&c3, watch);
+  while (reader->Read(&job)) {
+  }
+  status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), "id: is required");
+
+  // A job over no trades succeeds but is not deployable, and says why.
+  grpc::ClientContext c4;
+  Job empty;
+  ASSERT_TRUE(jobs_->Submit(&c4, clm::v1::SubmitJobRequest(), &empty).ok());
+  std::vector<Job> seen = Watch(empty.id(), &status);
+  ASSERT_TRUE(status.ok());
+  ASSERT_FALSE(seen.empty());
+  grpc::ClientContext c5;
+  get.set_id(empty.id());
+  ASSERT_TRUE(jobs_->Get(&c5, get, &job).ok());
+  EXPECT_EQ(job.state(), clm::v1::SUCCEEDED);
+  EXPECT_FALSE(job.result().safety().deployment_ready());
+  EXPECT_GT(job.result().safety().errors_size(), 0);
+
+  grpc::ClientContext c6;
+  clm::v1::CancelJobRequest cancel;
+  cancel.set_id(empty.id());
+  status = jobs_->Cancel(&c6, cancel, &job);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(status.error_message().find("has already ended (SUCCEEDED)"), std::string::npos);
+
+  grpc::ClientContext c7;
+  clm::v1::ListJobsResponse list;
+  ASSERT_TRUE(jobs_->List(&c7, clm::v1::ListJobsRequest(), &list).ok());
+  ASSERT_EQ(list.jobs_size(), 1);
+  EXPECT_FALSE(list.jobs(0).has_result());
+}
+
+}  // namespace
+}  // namespace clm::server
