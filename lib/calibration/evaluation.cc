@@ -65,6 +65,40 @@ std::vector<FoldRange> TimeOrderedFolds(size_t n, int k) {
   return folds;
 }
 
+namespace {
+
+// xoshiro256** (Blackman and Vigna), seeded through splitmix64: a fixed, portable sequence for a given seed,
+// and several times faster than std::mt19937_64, which dominated whole jobs at a million trades.
+class Xoshiro256 final {
+ public:
+  explicit Xoshiro256(uint64_t seed) {
+    for (uint64_t& word : s_) {
+      seed += 0x9e3779b97f4a7c15ULL;
+      uint64_t z = seed;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+      word = z ^ (z >> 31);
+    }
+  }
+  uint64_t operator()() {
+    const uint64_t result = Rotl(s_[1] * 5, 7) * 9;
+    const uint64_t t = s_[1] << 17;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = Rotl(s_[3], 45);
+    return result;
+  }
+
+ private:
+  static uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  uint64_t s_[4];
+};
+
+}  // namespace
+
 absl::StatusOr<BootstrapInterval> BootstrapImprovement(absl::Span<const double> before_sq,
                                                        absl::Span<const double> after_sq, int resamples,
                                                        uint64_t seed, double level,
@@ -72,7 +106,10 @@ absl::StatusOr<BootstrapInterval> BootstrapImprovement(absl::Span<const double> 
   BootstrapInterval out;
   const size_t n = before_sq.size();
   if (n == 0 || resamples <= 0) return out;
-  std::mt19937_64 rng(seed);
+  // Each draw reads both errors of one trade: side by side they cost one cache miss, not two.
+  std::vector<std::pair<double, double>> pairs(n);
+  for (size_t i = 0; i < n; ++i) pairs[i] = {before_sq[i], after_sq[i]};
+  Xoshiro256 rng(seed);
   std::vector<double> stats;
   stats.reserve(resamples);
   for (int r = 0; r < resamples; ++r) {
@@ -81,11 +118,11 @@ absl::StatusOr<BootstrapInterval> BootstrapImprovement(absl::Span<const double> 
     }
     double before = 0.0, after = 0.0;
     for (size_t i = 0; i < n; ++i) {
-      // Multiply-shift maps a 64-bit draw onto [0, n): fixed arithmetic, unlike std::uniform_int_distribution,
-      // whose algorithm differs between standard libraries.
+      // Multiply-shift maps a 64-bit draw onto [0, n) with fixed arithmetic (no library-specific
+      // distribution), so a seed gives the same interval everywhere.
       const size_t j = static_cast<size_t>((static_cast<unsigned __int128>(rng()) * n) >> 64);
-      before += before_sq[j];
-      after += after_sq[j];
+      before += pairs[j].first;
+      after += pairs[j].second;
     }
     stats.push_back(ImprovementPct(before, after));
   }
