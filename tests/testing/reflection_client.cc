@@ -11,6 +11,7 @@
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/support/client_callback.h"
 #include "grpcpp/support/byte_buffer.h"
 
 namespace clm::testing {
@@ -102,12 +103,126 @@ absl::StatusOr<const google::protobuf::ServiceDescriptor*> ReflectionClient::Des
   return absl::NotFoundError(absl::StrCat("Symbol not found: ", service));
 }
 
-absl::StatusOr<std::string> ReflectionClient::CallUnary(const std::string& service, const std::string& method,
-                                                        const std::string& json_request) {
+absl::StatusOr<const google::protobuf::MethodDescriptor*> ReflectionClient::FindMethod(const std::string& service,
+                                                                                     const std::string& method) {
   absl::StatusOr<const google::protobuf::ServiceDescriptor*> descriptor = DescribeService(service);
   if (!descriptor.ok()) return descriptor.status();
   const google::protobuf::MethodDescriptor* m = (*descriptor)->FindMethodByName(method);
   if (m == nullptr) return absl::NotFoundError(absl::StrCat(service, " has no method ", method));
+  return m;
+}
+
+namespace {
+
+// Drives one generic streaming call: writes the requests in order, half-closes, reads every response.
+class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  StreamCall(std::vector<grpc::ByteBuffer> requests, size_t max_responses, grpc::ClientContext* context)
+      : requests_(std::move(requests)), max_responses_(max_responses), context_(context) {}
+
+  void Go() {
+    if (requests_.empty()) {
+      StartWritesDone();
+    } else {
+      StartWrite(&requests_[0]);
+    }
+    StartRead(&incoming_);
+    StartCall();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) return;
+    if (++next_ < requests_.size()) {
+      StartWrite(&requests_[next_]);
+    } else {
+      StartWritesDone();
+    }
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    responses_.push_back(incoming_);
+    if (responses_.size() >= max_responses_) {
+      cancelled_by_us_ = true;
+      context_->TryCancel();
+      return;
+    }
+    StartRead(&incoming_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    status_ = status;
+    done_.Notify();
+  }
+
+  grpc::Status Wait() {
+    done_.WaitForNotification();
+    return cancelled_by_us_ && status_.error_code() == grpc::StatusCode::CANCELLED ? grpc::Status::OK : status_;
+  }
+  const std::vector<grpc::ByteBuffer>& responses() const { return responses_; }
+
+ private:
+  std::vector<grpc::ByteBuffer> requests_;
+  size_t next_ = 0;
+  const size_t max_responses_;
+  grpc::ClientContext* context_;
+  grpc::ByteBuffer incoming_;
+  std::vector<grpc::ByteBuffer> responses_;
+  bool cancelled_by_us_ = false;
+  grpc::Status status_;
+  absl::Notification done_;
+};
+
+std::string ToBytes(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  (void)buffer.Dump(&slices);
+  std::string out;
+  for (const grpc::Slice& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ReflectionClient::CallStream(const std::string& service,
+                                                                      const std::string& method,
+                                                                      const std::vector<std::string>& json_requests,
+                                                                      size_t max_responses) {
+  absl::StatusOr<const google::protobuf::MethodDescriptor*> m = FindMethod(service, method);
+  if (!m.ok()) return m.status();
+  google::protobuf::DynamicMessageFactory factory(pool_.get());
+  std::vector<grpc::ByteBuffer> requests;
+  for (const std::string& json : json_requests) {
+    std::unique_ptr<google::protobuf::Message> request(factory.GetPrototype((*m)->input_type())->New());
+    auto parsed = google::protobuf::util::JsonStringToMessage(json, request.get());
+    if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat("request JSON: ", parsed.ToString()));
+    grpc::Slice slice(request->SerializeAsString());
+    requests.emplace_back(&slice, 1);
+  }
+  grpc::GenericStub stub(channel_);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  StreamCall call(std::move(requests), max_responses, &context);
+  stub.PrepareBidiStreamingCall(&context, absl::StrCat("/", service, "/", method), grpc::StubOptions(), &call);
+  call.Go();
+  grpc::Status status = call.Wait();
+  if (!status.ok()) return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  std::vector<std::string> out;
+  for (const grpc::ByteBuffer& buffer : call.responses()) {
+    std::unique_ptr<google::protobuf::Message> response(factory.GetPrototype((*m)->output_type())->New());
+    if (!response->ParseFromString(ToBytes(buffer))) return absl::DataLossError("unreadable response");
+    std::string json;
+    auto printed = google::protobuf::util::MessageToJsonString(*response, &json);
+    if (!printed.ok()) return absl::InternalError(printed.ToString());
+    out.push_back(std::move(json));
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> ReflectionClient::CallUnary(const std::string& service, const std::string& method,
+                                                        const std::string& json_request) {
+  absl::StatusOr<const google::protobuf::MethodDescriptor*> found = FindMethod(service, method);
+  if (!found.ok()) return found.status();
+  const google::protobuf::MethodDescriptor* m = *found;
   google::protobuf::DynamicMessageFactory factory(pool_.get());
   std::unique_ptr<google::protobuf::Message> request(factory.GetPrototype(m->input_type())->New());
   std::unique_ptr<google::protobuf::Message> response(factory.GetPrototype(m->output_type())->New());

@@ -1,6 +1,7 @@
 #ifndef CLM_TESTS_TESTING_REFLECTION_CLIENT_H_
 #define CLM_TESTS_TESTING_REFLECTION_CLIENT_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,10 +32,19 @@ class ReflectionClient final {
   absl::StatusOr<std::string> CallUnary(const std::string& service, const std::string& method,
                                         const std::string& json_request);
 
+  // Like `grpcurl -d @` for a streaming method (client, server or bidi streaming): sends every request,
+  // half-closes, and collects the responses as JSON. A stream that does not end by itself (a watch) is
+  // cancelled after `max_responses`, which then counts as success.
+  absl::StatusOr<std::vector<std::string>> CallStream(const std::string& service, const std::string& method,
+                                                      const std::vector<std::string>& json_requests,
+                                                      size_t max_responses = SIZE_MAX);
+
  private:
   absl::Status FetchFileContainingSymbol(const std::string& symbol);
   absl::Status FetchFileByName(const std::string& filename);
   absl::Status AddFiles(const std::vector<std::string>& serialized_files);
+  absl::StatusOr<const google::protobuf::MethodDescriptor*> FindMethod(const std::string& service,
+                                                                       const std::string& method);
 
   std::shared_ptr<grpc::Channel> channel_;
   google::protobuf::SimpleDescriptorDatabase database_;
