@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -9,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
+#include "lib/cadence/policy.h"
 
 namespace clm::config {
 namespace {
@@ -92,6 +94,12 @@ absl::StatusOr<clm::v1::ServerConfig> ResolveServerConfig(const clm::v1::ServerC
        }) {
     if (!status.ok()) return status;
   }
+  // The cadence library owns the policy's defaults and ranges; only the path prefix is added here.
+  absl::StatusOr<clm::v1::CadencePolicy> policy = cadence::ResolvePolicy(c.policy());
+  if (!policy.ok()) {
+    return absl::Status(policy.status().code(), absl::StrCat("policy.", policy.status().message()));
+  }
+  *c.mutable_policy() = *std::move(policy);
   return c;
 }
 

@@ -44,7 +44,7 @@ class ReflectionTest : public ::testing::Test {
 TEST_F(ReflectionTest, ListShowsEveryService) {
   auto services = client_->ListServices();
   ASSERT_TRUE(services.ok()) << services.status();
-  for (const char* expected : {"clm.v1.TradeIngest", "grpc.health.v1.Health"}) {
+  for (const char* expected : {"clm.v1.TradeIngest", "clm.v1.CadenceStatus", "grpc.health.v1.Health"}) {
     EXPECT_NE(std::find(services->begin(), services->end(), expected), services->end()) << expected;
   }
 }
@@ -61,6 +61,16 @@ TEST_F(ReflectionTest, DescribeTradeIngestAndHealth) {
   auto health = client_->DescribeService("grpc.health.v1.Health");
   ASSERT_TRUE(health.ok()) << health.status();
   EXPECT_NE((*health)->FindMethodByName("Check"), nullptr);
+}
+
+TEST_F(ReflectionTest, DescribeCadenceStatus) {
+  auto cadence = client_->DescribeService("clm.v1.CadenceStatus");
+  ASSERT_TRUE(cadence.ok()) << cadence.status();
+  for (const char* method : {"GetStatus", "WatchStatus", "GetPolicy", "SetMode", "GetMonitorHistory"}) {
+    EXPECT_NE((*cadence)->FindMethodByName(method), nullptr) << method;
+  }
+  EXPECT_TRUE((*cadence)->FindMethodByName("WatchStatus")->server_streaming());
+  EXPECT_FALSE((*cadence)->FindMethodByName("WatchStatus")->client_streaming());
 }
 
 TEST_F(ReflectionTest, CallsWorkWithJsonLikeGrpcurl) {
