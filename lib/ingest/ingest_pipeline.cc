@@ -121,6 +121,9 @@ void IngestPipeline::CommitGroup(std::vector<Item>& group) {
   if (results.ok()) {
     for (size_t i = 0; i < group.size(); ++i) {
       stats.accepted += (*results)[i].accepted;
+      for (uint32_t position : (*results)[i].accepted_positions) {
+        stats.accepted_trades.push_back(&group[i].batch.trades[position]);
+      }
       stats.duplicates += (*results)[i].duplicates;
       for (const store::Rejection& r : group[i].batch.rejected) {
         // Map keys appear in the field ("model_confidences[xgboost]"): class them under the field itself.

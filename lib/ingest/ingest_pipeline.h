@@ -26,6 +26,9 @@ struct CommitStats {
   // Rejections by reason class: the field that failed validation, or "conflict".
   std::vector<std::pair<std::string, uint64_t>> rejected_by_reason;
   bool ok = true;             // false when the transaction failed and nothing was stored
+  // The trades this group newly stored (not duplicates), in commit order. They point into the group's
+  // batches and are valid only during OnCommit: copy what you keep.
+  std::vector<const clm::v1::TradeOutcome*> accepted_trades;
 };
 
 class IngestObserver {

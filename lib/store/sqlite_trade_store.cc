@@ -173,6 +173,7 @@ absl::Status SqliteTradeStore::WriteBatch(PendingBatch& batch, int64_t now_ns, B
     if (!status.ok()) return status;
     if (writer_->Changes() == 1) {
       ++result.accepted;
+      result.accepted_positions.push_back(static_cast<uint32_t>(i));
       continue;
     }
     // The id is taken: same content is a harmless resend, different content a conflict.

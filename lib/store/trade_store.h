@@ -36,6 +36,7 @@ struct PendingBatch {
 // What the store did with one batch.
 struct BatchResult {
   uint32_t accepted = 0;      // newly stored
+  std::vector<uint32_t> accepted_positions;  // which of PendingBatch::trades were newly stored
   uint32_t duplicates = 0;    // same trade_id with the same content already stored
   std::vector<Rejection> conflicts;  // same trade_id with different content: not stored, dead-lettered
 };

@@ -82,6 +82,15 @@ class RecordingObserver final : public IngestObserver {
   void OnCommit(const CommitStats& stats) override {
     absl::MutexLock lock(&mu_);
     stats_.push_back(stats);
+    // The trade pointers are valid only now: keep the ids.
+    std::vector<std::string> ids;
+    for (const TradeOutcome* t : stats.accepted_trades) ids.push_back(t->trade_id());
+    accepted_ids_.push_back(std::move(ids));
+    stats_.back().accepted_trades.clear();
+  }
+  std::vector<std::vector<std::string>> AcceptedIds() const {
+    absl::MutexLock lock(&mu_);
+    return accepted_ids_;
   }
   std::vector<CommitStats> Get() const {
     absl::MutexLock lock(&mu_);
@@ -91,6 +100,7 @@ class RecordingObserver final : public IngestObserver {
  private:
   mutable absl::Mutex mu_;
   std::vector<CommitStats> stats_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::vector<std::string>> accepted_ids_ ABSL_GUARDED_BY(mu_);
 };
 
 // A TradeStore that records the groups it is given, can hold the writer inside WriteBatches until released,
@@ -471,6 +481,8 @@ TEST_F(IngestPipelineSqliteTest, EndToEndDuplicatesConflictsAndRejections) {
   EXPECT_EQ(stats[1].accepted, 2u);
   EXPECT_EQ(stats[1].duplicates, 2u);
   EXPECT_THAT(stats[1].rejected_by_reason, ElementsAre(Pair("conflict", 1u), Pair("model_confidences", 1u)));
+  // Only newly stored trades are reported to observers (live scoring must not count a resend twice).
+  EXPECT_THAT(observer_.AcceptedIds(), ElementsAre(ElementsAre("a", "b"), ElementsAre("c", "z")));
 }
 
 TEST_F(IngestPipelineSqliteTest, ObserverClassesRejectionsByReason) {
