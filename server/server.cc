@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <atomic>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -33,6 +34,11 @@ namespace clm::server {
 // they feed, the pipeline before the store it writes, the store before the lock that guards it.
 class Services final {
  public:
+  // Jobs first: a job cancelled by the stop reports to the monitor, which is destroyed before the job system.
+  ~Services() {
+    if (jobs != nullptr) jobs->Stop();
+  }
+
   std::unique_ptr<store::DataDirLock> lock;
   std::unique_ptr<Metrics> metrics;
   std::unique_ptr<store::SqliteTradeStore> trade_store;
@@ -41,14 +47,14 @@ class Services final {
   std::unique_ptr<ThreadPool> query_pool;
   std::unique_ptr<store::SqliteJobStore> job_store;
   std::unique_ptr<JobMetrics> job_metrics;
+  std::unique_ptr<jobs::JobObserver> job_fanout;
   std::unique_ptr<jobs::JobManager> jobs;
   std::unique_ptr<jobs::CadenceLauncher> job_launcher;  // the cadence monitor's way to start learning
-  // The learning-cadence monitor, on connections of its own to the same database. `launcher` (the job
-  // system's) must be set before the monitor is created and outlive it; nullptr: the monitor only reports.
+  // The learning-cadence monitor, on connections of its own to the same database. Declared after the job
+  // launcher it acts through, so it is destroyed first.
   std::unique_ptr<store::SqliteCadenceStateStore> cadence_state;
   std::unique_ptr<store::SqliteSnapshotSource> cadence_source;
   cadence::SystemClock cadence_clock;
-  cadence::JobLauncher* launcher = nullptr;
   std::unique_ptr<cadence::Monitor> cadence_monitor;
   std::unique_ptr<CadenceMetrics> cadence_metrics;
   std::unique_ptr<TradeIngestService> trade_ingest;
@@ -76,6 +82,24 @@ class CommitFanout final : public ingest::IngestObserver {
   Metrics* metrics_;
   store::TradeStore* store_;
   const std::unique_ptr<cadence::Monitor>& monitor_;
+};
+
+// Everything that reacts to a job's end: metrics, and the cadence monitor, which re-evaluates at once so its
+// report shows the new training (and, in AUTO_SHADOW, follows the job) without waiting for its interval.
+class JobFanout final : public jobs::JobObserver {
+ public:
+  explicit JobFanout(JobMetrics* metrics) : metrics_(metrics) {}
+  // Jobs recovered at start may end before the monitor exists: until then there is no one to tell.
+  void SetMonitor(cadence::Monitor* monitor) { monitor_.store(monitor); }
+  void OnJobEnded(const clm::v1::Job& job, absl::Duration run_time) override {
+    metrics_->OnJobEnded(job, run_time);
+    if (cadence::Monitor* monitor = monitor_.load()) monitor->Nudge();
+  }
+  void OnQueueChanged(size_t queued, size_t running) override { metrics_->OnQueueChanged(queued, running); }
+
+ private:
+  JobMetrics* const metrics_;
+  std::atomic<cadence::Monitor*> monitor_{nullptr};
 };
 
 }  // namespace
@@ -117,8 +141,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   if (!job_store.ok()) return job_store.status();
   services->job_store = std::move(*job_store);
   services->job_metrics = std::make_unique<JobMetrics>(*services->metrics->registry());
+  auto job_fanout = std::make_unique<JobFanout>(services->job_metrics.get());
+  JobFanout* job_events = job_fanout.get();
+  services->job_fanout = std::move(job_fanout);
   services->jobs = std::make_unique<jobs::JobManager>(services->trade_store.get(), services->job_store.get(),
-                                                      services->job_metrics.get(), jobs::JobManager::Options{});
+                                                      services->job_fanout.get(), jobs::JobManager::Options{});
   absl::Status jobs_started = services->jobs->Start();
   if (!jobs_started.ok()) return jobs_started;
   services->job_launcher = std::make_unique<jobs::CadenceLauncher>(services->jobs.get());
@@ -135,11 +162,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   services->cadence_source = std::move(*cadence_source);
   absl::StatusOr<std::unique_ptr<cadence::Monitor>> monitor =
       cadence::Monitor::Create(config.policy(), {services->cadence_source.get(), services->cadence_state.get(),
-                                                 &services->cadence_clock, services->launcher});
+                                                 &services->cadence_clock, services->job_launcher.get()});
   if (!monitor.ok()) {
     return absl::Status(monitor.status().code(), absl::StrCat("cadence monitor: ", monitor.status().message()));
   }
   services->cadence_monitor = std::move(*monitor);
+  job_events->SetMonitor(services->cadence_monitor.get());
   services->cadence_metrics = std::make_unique<CadenceMetrics>(*services->metrics->registry());
   // Evaluates once before serving, so GetStatus and WatchStatus have a report from the first call.
   if (absl::Status started = services->cadence_monitor->Start(); !started.ok()) return started;

@@ -72,7 +72,7 @@ absl::StatusOr<clm::v1::ServerConfig> ResolveServerConfig(const clm::v1::ServerC
   if (ingest->max_batch_trades() == 0) ingest->set_max_batch_trades(1000);
   if (ingest->future_tolerance_seconds() == 0) ingest->set_future_tolerance_seconds(300);
   if (ingest->max_group_trades() == 0) ingest->set_max_group_trades(20000);
-  if (ingest->max_inflight_batches_per_stream() == 0) ingest->set_max_inflight_batches_per_stream(8);
+  if (ingest->max_inflight_batches_per_stream() == 0) ingest->set_max_inflight_batches_per_stream(16);
   if (ingest->max_ingest_streams() == 0) ingest->set_max_ingest_streams(64);
   auto* limits = c.mutable_limits();
   if (limits->max_receive_message_bytes() == 0) limits->set_max_receive_message_bytes(16 << 20);

@@ -285,6 +285,47 @@ TEST_F(CadenceServerTest, ModeChangeIsPersistedWithWhoAndWhyAcrossRestart) {
   EXPECT_EQ(history.decisions(0).reason(), "no trigger fired");
 }
 
+// The old module sat in "logging only" for days with every gate passed. In AUTO_CALIBRATE the server learns
+// by itself: the fired trigger submits a job through the job system, the job records a training, and the
+// report then counts new trades from it.
+TEST_F(CadenceServerTest, AutoCalibrateTrainsWhenTheTriggerFires) {
+  clm::v1::SetModeResponse response;
+  grpc::Status status = SetMode(clm::v1::AUTO_CALIBRATE, "alice@ops", "learn by itself", &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  grpc::ClientContext watch_context;
+  watch_context.set_deadline(Deadline());
+  auto watch = cadence_->WatchStatus(&watch_context, clm::v1::WatchStatusRequest());
+  CadenceReport report;
+  ASSERT_TRUE(watch->Read(&report));
+  grpc::ClientContext context;
+  context.set_deadline(Deadline());
+  clm::v1::IngestAck ack;
+  ASSERT_TRUE(ingest_->Record(&context, WorkedExample(), &ack).ok());
+  ASSERT_TRUE(ReadUntil(watch.get(), &report, [](const CadenceReport& r) { return r.total_trainings() == 1; }))
+      << "no training was recorded";
+  EXPECT_EQ(report.data().total_trades(), 748u);
+  EXPECT_EQ(report.triggers(0).new_trades_since_training(), 0u);
+  EXPECT_FALSE(report.ready());
+  watch_context.TryCancel();
+  while (watch->Read(&report)) {
+  }
+  watch->Finish();
+
+  grpc::ClientContext history_context;
+  clm::v1::GetMonitorHistoryResponse history;
+  ASSERT_TRUE(cadence_->GetMonitorHistory(&history_context, clm::v1::GetMonitorHistoryRequest(), &history).ok());
+  bool submitted = false;
+  for (const auto& decision : history.decisions()) {
+    if (decision.action() == clm::v1::MONITOR_ACTION_ACTED &&
+        decision.operation() == clm::v1::MONITOR_OPERATION_SUBMIT_CALIBRATION) {
+      submitted = true;
+      EXPECT_EQ(decision.job_id().rfind("cal_", 0), 0u) << decision.job_id();
+    }
+  }
+  EXPECT_TRUE(submitted) << "the monitor did not record submitting the job";
+}
+
 TEST_F(CadenceServerTest, InvalidRequestsNameTheField) {
   clm::v1::SetModeResponse response;
   grpc::Status status = SetMode(clm::v1::LEARNING_MODE_UNSPECIFIED, "alice", "why", &response);

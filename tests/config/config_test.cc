@@ -19,7 +19,7 @@ void ExpectDefaults(const clm::v1::ServerConfig& c) {
   EXPECT_EQ(c.ingest().max_batch_trades(), 1000u);
   EXPECT_EQ(c.ingest().future_tolerance_seconds(), 300u);
   EXPECT_EQ(c.ingest().max_group_trades(), 20000u);
-  EXPECT_EQ(c.ingest().max_inflight_batches_per_stream(), 8u);
+  EXPECT_EQ(c.ingest().max_inflight_batches_per_stream(), 16u);
   EXPECT_EQ(c.ingest().max_ingest_streams(), 64u);
   EXPECT_EQ(c.limits().max_receive_message_bytes(), 16u << 20);
   EXPECT_EQ(c.limits().memory_quota_bytes(), 1ULL << 30);

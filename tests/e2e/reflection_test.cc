@@ -95,6 +95,19 @@ TEST_F(ReflectionTest, CallsWorkWithJsonLikeGrpcurl) {
   ASSERT_TRUE(health.ok()) << health.status();
   EXPECT_EQ(*health, R"({"status":"SERVING"})");
 
+  // The bidirectional Ingest stream, as `grpcurl -d @` feeds it: two batches in, two acks out, in order.
+  auto acks = client_->CallStream(
+      "clm.v1.TradeIngest", "Ingest",
+      {R"({"batchId": "7", "trades": [{"tradeId": "s-1", "symbol": "ETHUSDT", "confidence": 0.4,
+           "outcome": "LOSS", "pnl": -3, "closedAt": "2026-01-02T04:00:00Z"}]})",
+       R"({"batchId": "8", "trades": [{"tradeId": "t-1", "symbol": "BTCUSDT", "modelId": "ensemble",
+           "confidence": 0.65, "outcome": "WIN", "pnl": 12.5, "closedAt": "2026-01-02T03:04:05Z",
+           "modelConfidences": {"xgboost": 0.7}}]})"});
+  ASSERT_TRUE(acks.ok()) << acks.status();
+  ASSERT_EQ(acks->size(), 2u);
+  EXPECT_EQ((*acks)[0], R"({"batchId":"7","accepted":1})");
+  EXPECT_EQ((*acks)[1], R"({"batchId":"8","duplicates":1})");
+
   auto invalid = client_->CallUnary("clm.v1.TradeIngest", "Record", R"({"trades": []})");
   ASSERT_FALSE(invalid.ok());
   EXPECT_EQ(invalid.status().code(), absl::StatusCode::kInvalidArgument);
