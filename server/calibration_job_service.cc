@@ -43,29 +43,38 @@ class CalibrationJobService::WatchReactor final : public grpc::ServerWriteReacto
   WatchReactor(CalibrationJobService* service, std::string id)
       : service_(service), id_(std::move(id)), start_(absl::Now()) {}
 
-  // Runs on the pool: looks the job up, subscribes, and sends what it knows.
+  // Runs on the pool: looks the job up, subscribes, and sends what it knows. The call may end (client
+  // cancel) while this runs; then OnDone leaves the cleanup to the end of this function.
   void Begin() {
     absl::StatusOr<Job> job = service_->jobs_->Get(id_, false);
-    if (!job.ok()) {
-      absl::MutexLock lock(&mu_);
-      FinishLocked(ToGrpcStatus(job.status()));
-      return;
-    }
-    jobs::JobManager::Subscription subscription =
-        service_->jobs_->Subscribe(id_, [this](const Job& update) { OnUpdate(update); });
-    if (!subscription.active && !Ended(*job)) {
-      // It ended between the lookup and the subscription: the store has the final state.
-      job = service_->jobs_->Get(id_, false);
-      if (!job.ok()) {
-        absl::MutexLock lock(&mu_);
-        FinishLocked(ToGrpcStatus(job.status()));
-        return;
+    jobs::JobManager::Subscription subscription;
+    if (job.ok()) {
+      subscription = service_->jobs_->Subscribe(id_, [this](const Job& update) { OnUpdate(update); });
+      if (!subscription.active && !Ended(*job)) {
+        // It ended between the lookup and the subscription: the store has the final state.
+        job = service_->jobs_->Get(id_, false);
       }
     }
+    {
+      absl::MutexLock lock(&mu_);
+      subscription_ = subscription.id;
+      if (!job.ok()) {
+        FinishLocked(ToGrpcStatus(job.status()));
+      } else if (!finished_) {
+        if (!pending_.has_value()) pending_ = std::move(*job);  // a fresher update may already be here
+        MaybeWriteLocked();
+      }
+      begin_pending_ = false;
+      if (!done_) return;
+    }
+    CleanUpAndDelete();
+  }
+
+  // Ends the call without Begin ever running.
+  void Refuse(const grpc::Status& status) {
     absl::MutexLock lock(&mu_);
-    subscription_ = subscription.id;
-    if (!pending_.has_value()) pending_ = std::move(*job);  // a fresher update may already be here
-    MaybeWriteLocked();
+    begin_pending_ = false;
+    FinishLocked(status);
   }
 
   void OnWriteDone(bool ok) override {
@@ -88,18 +97,22 @@ class CalibrationJobService::WatchReactor final : public grpc::ServerWriteReacto
   }
 
   void OnDone() override {
-    // Unsubscribe waits out a callback that is running, so nothing touches this object afterwards.
-    uint64_t subscription;
     {
       absl::MutexLock lock(&mu_);
-      subscription = subscription_;
+      done_ = true;
+      if (begin_pending_) return;  // Begin is still running on the pool: it cleans up when it ends
     }
-    if (subscription != 0) service_->jobs_->Unsubscribe(subscription);
+    CleanUpAndDelete();
+  }
+
+ private:
+  void CleanUpAndDelete() {
+    // Unsubscribe waits out a callback that is running, so nothing touches this object afterwards.
+    if (subscription_ != 0) service_->jobs_->Unsubscribe(subscription_);
     service_->watch_metrics_.Record(final_status_, absl::Now() - start_);
     delete this;
   }
 
- private:
   void OnUpdate(const Job& update) {
     absl::MutexLock lock(&mu_);
     if (finished_) return;
@@ -126,11 +139,13 @@ class CalibrationJobService::WatchReactor final : public grpc::ServerWriteReacto
   const std::string id_;
   const absl::Time start_;
   absl::Mutex mu_;
-  uint64_t subscription_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t subscription_ = 0;  // set once by Begin, read after it
   std::optional<Job> pending_ ABSL_GUARDED_BY(mu_);
   Job current_;  // the message being written; only touched with writing_ set
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool begin_pending_ ABSL_GUARDED_BY(mu_) = true;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status final_status_;
 };
 
@@ -185,11 +200,11 @@ grpc::ServerWriteReactor<Job>* CalibrationJobService::Watch(grpc::CallbackServer
                                                             const clm::v1::WatchJobRequest* request) {
   auto* reactor = new WatchReactor(this, request->id());
   if (request->id().empty()) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id: is required"));
+    reactor->Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id: is required"));
     return reactor;
   }
   absl::Status scheduled = pool_->Schedule([reactor] { reactor->Begin(); });
-  if (!scheduled.ok()) reactor->Finish(ToGrpcStatus(scheduled));
+  if (!scheduled.ok()) reactor->Refuse(ToGrpcStatus(scheduled));
   return reactor;
 }
 

@@ -189,5 +189,27 @@ TEST_F(CalibrationJobServiceTest, ErrorsNameTheFieldAndTheRule) {
   EXPECT_FALSE(list.jobs(0).has_result());
 }
 
+TEST_F(CalibrationJobServiceTest, WatchesCancelledAtOnceLeaveTheServerHealthy) {
+  grpc::ClientContext submit_context;
+  Job job;
+  ASSERT_TRUE(jobs_->Submit(&submit_context, clm::v1::SubmitJobRequest(), &job).ok());
+  for (int i = 0; i < 50; ++i) {
+    grpc::ClientContext context;
+    clm::v1::WatchJobRequest request;
+    request.set_id(i % 2 ? job.id() : "cal_19990101_000000");
+    auto reader = jobs_->Watch(&context, request);
+    context.TryCancel();  // races the lookup on the server's pool
+    Job ignored;
+    while (reader->Read(&ignored)) {
+    }
+    reader->Finish();
+  }
+  grpc::Status status;
+  std::vector<Job> seen = Watch(job.id(), &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back().state(), clm::v1::SUCCEEDED);
+}
+
 }  // namespace
 }  // namespace clm::server
