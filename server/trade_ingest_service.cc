@@ -115,7 +115,6 @@ class TradeIngestService::IngestReactor final : public grpc::ServerBidiReactor<I
       service_->streams_.erase(this);
     }
     service_->metrics_->ingest_streams_open().Decrement();
-    service_->open_streams_.fetch_sub(1);
     service_->ingest_metrics_.Record(final_status_, absl::Now() - start_);
     delete this;
   }
@@ -162,6 +161,9 @@ class TradeIngestService::IngestReactor final : public grpc::ServerBidiReactor<I
     if (!failing && !to_write_.empty()) return;
     if (!failing && !done_reading_ && !draining_) return;
     finished_ = true;
+    // The slot is free once the stream is decided, before the client can see the status: an engine that
+    // reconnects right after its stream ended must not be refused for its own old stream.
+    service_->open_streams_.fetch_sub(1);
     if (failing) {
       final_status_ = *outcome_;
     } else if (done_reading_) {
