@@ -46,11 +46,11 @@ class CalibrationJobServiceTest : public ::testing::Test {
     Start();
   }
 
-  // 600 trades over five days from an engine over-confident in 0.50-0.70.
-  void IngestOverConfidentTrades() {
+  // 100 trades per batch, 12 minutes apart, from an engine over-confident in 0.50-0.70.
+  void IngestOverConfidentTrades(int batches = 6) {
     std::mt19937_64 rng(11);
     std::uniform_real_distribution<double> u(0.0, 1.0);
-    for (int b = 0; b < 6; ++b) {
+    for (int b = 0; b < batches; ++b) {
       clm::v1::RecordRequest request;
       request.set_batch_id(b);
       for (int i = 0; i < 100; ++i) {
@@ -209,6 +209,38 @@ TEST_F(CalibrationJobServiceTest, WatchesCancelledAtOnceLeaveTheServerHealthy) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_FALSE(seen.empty());
   EXPECT_EQ(seen.back().state(), clm::v1::SUCCEEDED);
+}
+
+// A running job is cancelled at its next progress report: 8,000 trades and 100,000 bootstrap resamples make
+// it run for seconds, long after the cancel arrives.
+TEST_F(CalibrationJobServiceTest, CancelARunningJobOverGrpc) {
+  IngestOverConfidentTrades(80);
+  grpc::ClientContext submit_context;
+  clm::v1::SubmitJobRequest request;
+  request.mutable_options()->set_bootstrap_resamples(100000);
+  Job job;
+  ASSERT_TRUE(jobs_->Submit(&submit_context, request, &job).ok());
+
+  grpc::ClientContext watch_context;
+  clm::v1::WatchJobRequest watch_request;
+  watch_request.set_id(job.id());
+  auto reader = jobs_->Watch(&watch_context, watch_request);
+  Job update;
+  bool running = false;
+  while (!running && reader->Read(&update)) running = update.state() == clm::v1::RUNNING;
+  ASSERT_TRUE(running);
+
+  grpc::ClientContext cancel_context;
+  clm::v1::CancelJobRequest cancel;
+  cancel.set_id(job.id());
+  cancel.set_reason("wrong filter");
+  Job answer;
+  ASSERT_TRUE(jobs_->Cancel(&cancel_context, cancel, &answer).ok());
+  while (reader->Read(&update)) {
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(update.state(), clm::v1::CANCELLED);
+  EXPECT_EQ(update.error(), "cancelled: wrong filter");
 }
 
 }  // namespace
