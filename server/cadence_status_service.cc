@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "lib/ingest/validation.h"
 #include "server/grpc_status.h"
+#include "server/unary_call.h"
 
 namespace clm::server {
 namespace {
@@ -16,13 +17,6 @@ using clm::v1::CadenceReport;
 
 constexpr uint32_t kDefaultHistoryLimit = 100;
 constexpr uint32_t kMaxHistoryLimit = 1000;
-
-// Finishes a unary call and records its metrics.
-void FinishUnary(grpc::ServerUnaryReactor* reactor, MethodMetrics& metrics, absl::Time start,
-                 const grpc::Status& status) {
-  metrics.Record(status, absl::Now() - start);
-  reactor->Finish(status);
-}
 
 absl::Status CheckScope(const clm::v1::GetStatusRequest& request) {
   // The same bounds ingest enforces: a longer value cannot match a stored trade.

@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "lib/calibration/report.h"
 #include "server/grpc_status.h"
+#include "server/unary_call.h"
 
 namespace clm::server {
 namespace {
@@ -16,22 +17,6 @@ using clm::v1::Job;
 
 bool Ended(const Job& job) {
   return job.state() == clm::v1::SUCCEEDED || job.state() == clm::v1::FAILED || job.state() == clm::v1::CANCELLED;
-}
-
-// Runs `work` on the pool and finishes the unary call with its status; the pool being full is the answer.
-void OnPool(ThreadPool* pool, grpc::ServerUnaryReactor* reactor, MethodMetrics& metrics,
-            std::function<absl::Status()> work) {
-  const absl::Time start = absl::Now();
-  absl::Status scheduled = pool->Schedule([reactor, &metrics, start, work = std::move(work)] {
-    grpc::Status status = ToGrpcStatus(work());
-    metrics.Record(status, absl::Now() - start);
-    reactor->Finish(status);
-  });
-  if (!scheduled.ok()) {
-    grpc::Status status = ToGrpcStatus(scheduled);
-    metrics.Record(status, absl::Now() - start);
-    reactor->Finish(status);
-  }
 }
 
 }  // namespace
@@ -162,7 +147,7 @@ CalibrationJobService::CalibrationJobService(jobs::JobManager* jobs, ThreadPool*
 grpc::ServerUnaryReactor* CalibrationJobService::Submit(grpc::CallbackServerContext* context,
                                                         const clm::v1::SubmitJobRequest* request, Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  OnPool(pool_, reactor, submit_metrics_, [this, request, response]() -> absl::Status {
+  FinishOnPool(pool_, reactor, submit_metrics_, [this, request, response]() -> absl::Status {
     absl::StatusOr<Job> job = jobs_->Submit(*request);
     if (!job.ok()) return job.status();
     *response = std::move(*job);
@@ -174,7 +159,7 @@ grpc::ServerUnaryReactor* CalibrationJobService::Submit(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* CalibrationJobService::Get(grpc::CallbackServerContext* context,
                                                      const clm::v1::GetJobRequest* request, Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  OnPool(pool_, reactor, get_metrics_, [this, request, response]() -> absl::Status {
+  FinishOnPool(pool_, reactor, get_metrics_, [this, request, response]() -> absl::Status {
     absl::StatusOr<Job> job = jobs_->Get(request->id(), true);
     if (!job.ok()) return job.status();
     *response = std::move(*job);
@@ -187,7 +172,7 @@ grpc::ServerUnaryReactor* CalibrationJobService::List(grpc::CallbackServerContex
                                                       const clm::v1::ListJobsRequest* request,
                                                       clm::v1::ListJobsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  OnPool(pool_, reactor, list_metrics_, [this, request, response]() -> absl::Status {
+  FinishOnPool(pool_, reactor, list_metrics_, [this, request, response]() -> absl::Status {
     absl::StatusOr<clm::v1::ListJobsResponse> page = jobs_->List(*request);
     if (!page.ok()) return page.status();
     *response = std::move(*page);
@@ -211,7 +196,7 @@ grpc::ServerWriteReactor<Job>* CalibrationJobService::Watch(grpc::CallbackServer
 grpc::ServerUnaryReactor* CalibrationJobService::Cancel(grpc::CallbackServerContext* context,
                                                         const clm::v1::CancelJobRequest* request, Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  OnPool(pool_, reactor, cancel_metrics_, [this, request, response]() -> absl::Status {
+  FinishOnPool(pool_, reactor, cancel_metrics_, [this, request, response]() -> absl::Status {
     absl::StatusOr<Job> job = jobs_->Cancel(request->id(), request->reason());
     if (!job.ok()) return job.status();
     *response = std::move(*job);
@@ -224,7 +209,7 @@ grpc::ServerUnaryReactor* CalibrationJobService::GetReport(grpc::CallbackServerC
                                                            const clm::v1::GetReportRequest* request,
                                                            clm::v1::JobReport* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  OnPool(pool_, reactor, report_metrics_, [this, request, response]() -> absl::Status {
+  FinishOnPool(pool_, reactor, report_metrics_, [this, request, response]() -> absl::Status {
     absl::StatusOr<Job> job = jobs_->Get(request->id(), true);
     if (!job.ok()) return job.status();
     if (job->state() != clm::v1::SUCCEEDED) {

@@ -9,19 +9,13 @@
 #include "absl/time/clock.h"
 #include "lib/store/sqlite_trade_store.h"
 #include "server/grpc_status.h"
+#include "server/unary_call.h"
 
 namespace clm::server {
 namespace {
 
 using clm::v1::IngestAck;
 using clm::v1::IngestRequest;
-
-// Finishes a unary call and records its metrics.
-void FinishUnary(grpc::ServerUnaryReactor* reactor, MethodMetrics& metrics, absl::Time start,
-                 const grpc::Status& status) {
-  metrics.Record(status, absl::Now() - start);
-  reactor->Finish(status);
-}
 
 absl::StatusOr<store::DatasetQuery> ToQuery(const clm::v1::DatasetFilter& filter) {
   store::DatasetQuery query;
@@ -263,12 +257,12 @@ grpc::ServerUnaryReactor* TradeIngestService::GetDatasetSummary(grpc::CallbackSe
     FinishUnary(reactor, summary_metrics_, start, ToGrpcStatus(query.status()));
     return reactor;
   }
-  absl::Status scheduled = query_pool_->Schedule([this, reactor, response, start, query = *query] {
+  FinishOnPool(query_pool_, reactor, summary_metrics_, [this, response, query = *query]() -> absl::Status {
     absl::StatusOr<clm::v1::DatasetSummary> summary = store_->Summarize(query);
-    if (summary.ok()) *response = std::move(*summary);
-    FinishUnary(reactor, summary_metrics_, start, ToGrpcStatus(summary.status()));
+    if (!summary.ok()) return summary.status();
+    *response = std::move(*summary);
+    return absl::OkStatus();
   });
-  if (!scheduled.ok()) FinishUnary(reactor, summary_metrics_, start, ToGrpcStatus(scheduled));
   return reactor;
 }
 
@@ -285,12 +279,12 @@ grpc::ServerUnaryReactor* TradeIngestService::ListDeadLetters(grpc::CallbackServ
   }
   uint32_t limit = request->limit() == 0 ? 100 : request->limit();
   uint64_t before_id = request->before_id();
-  absl::Status scheduled = query_pool_->Schedule([this, reactor, response, start, limit, before_id] {
+  FinishOnPool(query_pool_, reactor, dead_letters_metrics_, [this, response, limit, before_id]() -> absl::Status {
     absl::StatusOr<clm::v1::ListDeadLettersResponse> page = store_->ListDeadLetters(limit, before_id);
-    if (page.ok()) *response = std::move(*page);
-    FinishUnary(reactor, dead_letters_metrics_, start, ToGrpcStatus(page.status()));
+    if (!page.ok()) return page.status();
+    *response = std::move(*page);
+    return absl::OkStatus();
   });
-  if (!scheduled.ok()) FinishUnary(reactor, dead_letters_metrics_, start, ToGrpcStatus(scheduled));
   return reactor;
 }
 

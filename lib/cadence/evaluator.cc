@@ -1,5 +1,7 @@
 #include "lib/cadence/evaluator.h"
 
+#include "google/protobuf/util/time_util.h"
+
 #include <algorithm>
 #include <cmath>
 #include <tuple>
@@ -20,15 +22,7 @@ using ::clm::v1::LevelPolicy;
 constexpr double kMicrosPerDay = 86400.0 * 1e6;
 
 void SetTimestamp(int64_t micros, google::protobuf::Timestamp* ts) {
-  // Floor division keeps nanos in [0, 1e9) for times before the epoch too.
-  int64_t seconds = micros / 1'000'000;
-  int64_t rem = micros % 1'000'000;
-  if (rem < 0) {
-    rem += 1'000'000;
-    --seconds;
-  }
-  ts->set_seconds(seconds);
-  ts->set_nanos(static_cast<int32_t>(rem * 1000));
+  *ts = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(micros);
 }
 
 void SetTimestamp(absl::Time t, google::protobuf::Timestamp* ts) { SetTimestamp(absl::ToUnixMicros(t), ts); }

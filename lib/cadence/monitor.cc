@@ -1,5 +1,7 @@
 #include "lib/cadence/monitor.h"
 
+#include "google/protobuf/util/time_util.h"
+
 #include <chrono>
 #include <utility>
 
@@ -22,15 +24,7 @@ constexpr size_t kMaxChangedByBytes = 128;
 constexpr size_t kMaxReasonBytes = 1024;
 
 void SetTime(absl::Time t, google::protobuf::Timestamp* ts) {
-  const int64_t micros = absl::ToUnixMicros(t);
-  int64_t seconds = micros / 1'000'000;
-  int64_t rem = micros % 1'000'000;
-  if (rem < 0) {
-    rem += 1'000'000;
-    --seconds;
-  }
-  ts->set_seconds(seconds);
-  ts->set_nanos(static_cast<int32_t>(rem * 1000));
+  *ts = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
 }
 
 bool IsAutomatic(LearningMode mode) {

@@ -17,6 +17,20 @@ absl::StatusOr<clm::v1::Job> ParseJob(absl::string_view bytes, absl::string_view
   return job;
 }
 
+// Reads every row of a `SELECT job, id ...` statement.
+absl::StatusOr<std::vector<clm::v1::Job>> ReadJobs(Statement& stmt) {
+  std::vector<clm::v1::Job> jobs;
+  while (true) {
+    absl::StatusOr<bool> row = stmt.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    absl::StatusOr<clm::v1::Job> job = ParseJob(stmt.ColumnBlob(0), stmt.ColumnText(1));
+    if (!job.ok()) return job.status();
+    jobs.push_back(std::move(*job));
+  }
+  return jobs;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& path) {
@@ -111,16 +125,7 @@ absl::StatusOr<std::vector<clm::v1::Job>> SqliteJobStore::List(clm::v1::JobState
   if (state != clm::v1::JOB_STATE_UNSPECIFIED) stmt->BindInt(1, state);
   if (!after_id.empty()) stmt->BindText(2, after_id);
   stmt->BindInt(3, static_cast<int64_t>(limit));
-  std::vector<clm::v1::Job> jobs;
-  while (true) {
-    absl::StatusOr<bool> row = stmt->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    absl::StatusOr<clm::v1::Job> job = ParseJob(stmt->ColumnBlob(0), stmt->ColumnText(1));
-    if (!job.ok()) return job.status();
-    jobs.push_back(std::move(*job));
-  }
-  return jobs;
+  return ReadJobs(*stmt);
 }
 
 absl::StatusOr<std::vector<clm::v1::Job>> SqliteJobStore::Unfinished() {
@@ -130,16 +135,7 @@ absl::StatusOr<std::vector<clm::v1::Job>> SqliteJobStore::Unfinished() {
   if (!stmt.ok()) return stmt.status();
   stmt->BindInt(1, clm::v1::QUEUED);
   stmt->BindInt(2, clm::v1::RUNNING);
-  std::vector<clm::v1::Job> jobs;
-  while (true) {
-    absl::StatusOr<bool> row = stmt->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    absl::StatusOr<clm::v1::Job> job = ParseJob(stmt->ColumnBlob(0), stmt->ColumnText(1));
-    if (!job.ok()) return job.status();
-    jobs.push_back(std::move(*job));
-  }
-  return jobs;
+  return ReadJobs(*stmt);
 }
 
 }  // namespace clm::store

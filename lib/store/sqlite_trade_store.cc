@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
 #include "lib/store/migrations.h"
 
 namespace clm::store {
@@ -46,21 +47,10 @@ int64_t FileSize(const std::string& path) {
 }  // namespace
 
 int64_t ToNanos(const google::protobuf::Timestamp& ts) {
-  return ts.seconds() * 1'000'000'000 + ts.nanos();
+  return google::protobuf::util::TimeUtil::TimestampToNanoseconds(ts);
 }
 
-google::protobuf::Timestamp FromNanos(int64_t ns) {
-  google::protobuf::Timestamp ts;
-  int64_t seconds = ns / 1'000'000'000;
-  int64_t nanos = ns % 1'000'000'000;
-  if (nanos < 0) {
-    nanos += 1'000'000'000;
-    --seconds;
-  }
-  ts.set_seconds(seconds);
-  ts.set_nanos(static_cast<int32_t>(nanos));
-  return ts;
-}
+google::protobuf::Timestamp FromNanos(int64_t ns) { return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(ns); }
 
 absl::StatusOr<std::unique_ptr<SqliteTradeStore>> SqliteTradeStore::Open(const std::string& path) {
   absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(path, Database::Options{});

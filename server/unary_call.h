@@ -1,0 +1,27 @@
+#ifndef CLM_SERVER_UNARY_CALL_H_
+#define CLM_SERVER_UNARY_CALL_H_
+
+#include <functional>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "grpcpp/support/server_callback.h"
+#include "lib/common/thread_pool.h"
+#include "server/metrics.h"
+
+namespace clm::server {
+
+// The two ways a unary handler ends, shared by every service so each records its metrics the same way.
+
+// Finishes the call with `status` and records it with the latency since `start`.
+void FinishUnary(grpc::ServerUnaryReactor* reactor, MethodMetrics& metrics, absl::Time start,
+                 const grpc::Status& status);
+
+// Runs `work` (which may block on storage) on `pool`, off gRPC's threads, and finishes the call with its
+// status. A full or stopped pool finishes the call at once with RESOURCE_EXHAUSTED or UNAVAILABLE.
+void FinishOnPool(ThreadPool* pool, grpc::ServerUnaryReactor* reactor, MethodMetrics& metrics,
+                  std::function<absl::Status()> work);
+
+}  // namespace clm::server
+
+#endif  // CLM_SERVER_UNARY_CALL_H_
