@@ -144,8 +144,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   auto job_fanout = std::make_unique<JobFanout>(services->job_metrics.get());
   JobFanout* job_events = job_fanout.get();
   services->job_fanout = std::move(job_fanout);
+  jobs::JobManager::Options job_options;
+  job_options.workers = config.jobs().workers();
+  job_options.max_queued = config.jobs().max_queued();
   services->jobs = std::make_unique<jobs::JobManager>(services->trade_store.get(), services->job_store.get(),
-                                                      services->job_fanout.get(), jobs::JobManager::Options{});
+                                                      services->job_fanout.get(), job_options);
   absl::Status jobs_started = services->jobs->Start();
   if (!jobs_started.ok()) return jobs_started;
   services->job_launcher = std::make_unique<jobs::CadenceLauncher>(services->jobs.get());

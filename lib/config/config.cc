@@ -74,6 +74,9 @@ absl::StatusOr<clm::v1::ServerConfig> ResolveServerConfig(const clm::v1::ServerC
   if (ingest->max_group_trades() == 0) ingest->set_max_group_trades(20000);
   if (ingest->max_inflight_batches_per_stream() == 0) ingest->set_max_inflight_batches_per_stream(16);
   if (ingest->max_ingest_streams() == 0) ingest->set_max_ingest_streams(64);
+  auto* jobs = c.mutable_jobs();
+  if (jobs->workers() == 0) jobs->set_workers(1);
+  if (jobs->max_queued() == 0) jobs->set_max_queued(32);
   auto* limits = c.mutable_limits();
   if (limits->max_receive_message_bytes() == 0) limits->set_max_receive_message_bytes(16 << 20);
   if (limits->memory_quota_bytes() == 0) limits->set_memory_quota_bytes(1ULL << 30);
@@ -86,6 +89,8 @@ absl::StatusOr<clm::v1::ServerConfig> ResolveServerConfig(const clm::v1::ServerC
            InRange("ingest.max_group_trades", ingest->max_group_trades(), 1, 1000000),
            InRange("ingest.max_inflight_batches_per_stream", ingest->max_inflight_batches_per_stream(), 1, 1024),
            InRange("ingest.max_ingest_streams", ingest->max_ingest_streams(), 1, 10000),
+           InRange("jobs.workers", jobs->workers(), 1, 64),
+           InRange("jobs.max_queued", jobs->max_queued(), 1, 10000),
            InRange("limits.max_receive_message_bytes", limits->max_receive_message_bytes(), 1024, 1u << 30),
            InRange("limits.memory_quota_bytes", limits->memory_quota_bytes(), 16ULL << 20, 1ULL << 40),
            InRange("limits.max_threads", limits->max_threads(), 4, 4096),

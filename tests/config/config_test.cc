@@ -25,6 +25,8 @@ void ExpectDefaults(const clm::v1::ServerConfig& c) {
   EXPECT_EQ(c.limits().memory_quota_bytes(), 1ULL << 30);
   EXPECT_EQ(c.limits().max_threads(), 64u);
   EXPECT_EQ(c.limits().keepalive_min_ping_interval_seconds(), 10u);
+  EXPECT_EQ(c.jobs().workers(), 1u);
+  EXPECT_EQ(c.jobs().max_queued(), 32u);
 }
 
 TEST(ResolveServerConfigTest, FillsEveryDefault) {
@@ -79,6 +81,7 @@ INSTANTIATE_TEST_SUITE_P(
         RangeCase{"limits { memory_quota_bytes: 1024 }",
                   "limits.memory_quota_bytes: must be within [16777216, 1099511627776], got 1024"},
         RangeCase{"limits { max_threads: 3 }", "limits.max_threads: must be within [4, 4096], got 3"},
+        RangeCase{"jobs { workers: 65 }", "jobs.workers: must be within [1, 64], got 65"},
         RangeCase{"limits { keepalive_min_ping_interval_seconds: 3601 }",
                   "limits.keepalive_min_ping_interval_seconds: must be within [1, 3600], got 3601"}));
 
