@@ -3,11 +3,12 @@
 
 #include <memory>
 #include <random>
-#include <regex>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -157,7 +158,11 @@ TEST_F(JobManagerTest, SubmittedJobRunsToSuccessAndRecordsATraining) {
   request.set_reason("weekly recalibration");
   absl::StatusOr<Job> job = manager_->Submit(request);
   ASSERT_TRUE(job.ok()) << job.status();
-  EXPECT_TRUE(std::regex_match(job->id(), std::regex(R"(cal_\d{8}_\d{6}(_\d+)?)"))) << job->id();
+  // cal_YYYYMMDD_HHMMSS, the date and time of submission in UTC.
+  ASSERT_EQ(job->id().size(), 19u) << job->id();
+  EXPECT_EQ(job->id().substr(0, 4), "cal_");
+  EXPECT_EQ(job->id()[12], '_');
+  EXPECT_TRUE(absl::c_all_of(job->id().substr(4, 8) + job->id().substr(13), absl::ascii_isdigit)) << job->id();
   EXPECT_EQ(job->state(), clm::v1::QUEUED);
 
   Job done = WaitForEnd(job->id());
