@@ -259,6 +259,13 @@ bool TradeStreamer::RunStream(bool first) {
 void TradeStreamer::ReaderLoop(Stream* stream) {
   IngestAck ack;
   std::vector<std::pair<RejectedTrade, TradeOutcome>> rejected;
+  auto in_flight_end = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return unacked_.begin() + static_cast<std::ptrdiff_t>(sent_on_stream_);
+  };
+  auto find = [this, &in_flight_end](uint64_t batch_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return std::find_if(unacked_.begin(), in_flight_end(),
+                        [batch_id](const Batch& b) { return b.request.batch_id() == batch_id; });
+  };
   while (stream->rw->Read(&ack)) {
     rejected.clear();
     {
@@ -267,14 +274,8 @@ void TradeStreamer::ReaderLoop(Stream* stream) {
       stats_.connected = true;
       // Acks come in request order, so the batch is the first one; a search keeps a confused server from
       // corrupting the window.
-      auto it = std::find_if(unacked_.begin(), unacked_.begin() + static_cast<std::ptrdiff_t>(sent_on_stream_),
-                             [&ack](const Batch& b) { return b.request.batch_id() == ack.batch_id(); });
-      if (it == unacked_.begin() + static_cast<std::ptrdiff_t>(sent_on_stream_)) continue;
-      stats_.accepted += ack.accepted();
-      stats_.duplicates += ack.duplicates();
-      stats_.rejected += static_cast<uint64_t>(ack.rejected_size());
-      ++stats_.batches_acked;
-      stats_.buffered -= static_cast<uint64_t>(it->request.trades_size());
+      auto it = find(ack.batch_id());
+      if (it == in_flight_end()) continue;
       for (const RejectedTrade& r : ack.rejected()) {
         TradeOutcome trade;
         if (r.index() < static_cast<uint32_t>(it->request.trades_size())) {
@@ -282,13 +283,23 @@ void TradeStreamer::ReaderLoop(Stream* stream) {
         }
         rejected.emplace_back(r, std::move(trade));
       }
-      unacked_.erase(it);
-      --sent_on_stream_;
-      changed_.SignalAll();
     }
+    // Before the batch leaves the buffer, so a Flush that returns has seen every callback of its trades.
     if (options_.on_rejected) {
       for (const auto& [r, trade] : rejected) options_.on_rejected(r, trade);
     }
+    absl::MutexLock lock(&mu_);
+    // Only this thread removes in-flight batches while the stream is open, so the batch is still there.
+    auto it = find(ack.batch_id());
+    if (it == in_flight_end()) continue;
+    stats_.accepted += ack.accepted();
+    stats_.duplicates += ack.duplicates();
+    stats_.rejected += static_cast<uint64_t>(ack.rejected_size());
+    ++stats_.batches_acked;
+    stats_.buffered -= static_cast<uint64_t>(it->request.trades_size());
+    unacked_.erase(it);
+    --sent_on_stream_;
+    changed_.SignalAll();
   }
   absl::MutexLock lock(&mu_);
   stream_broken_ = true;
