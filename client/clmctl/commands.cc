@@ -559,7 +559,8 @@ std::string JobResultLine(const clm::v1::Job& job) {
   return line;
 }
 
-absl::StatusOr<clm::v1::SubmitJobRequest> SubmitRequestFromFlags(const Context& ctx) {
+// Throws UsageError for a malformed flag.
+clm::v1::SubmitJobRequest SubmitRequestFromFlags(const Context& ctx) {
   clm::v1::SubmitJobRequest request;
   const std::string method = absl::AsciiStrToLower(ctx.Flag("method", "isotonic"));
   if (method == "isotonic") {
@@ -612,9 +613,9 @@ int SubmitAndMaybeWait(Context& ctx, const clm::v1::SubmitJobRequest& request, b
 }
 
 int CmdJobsSubmit(Context& ctx) {
-  absl::StatusOr<clm::v1::SubmitJobRequest> request = SubmitRequestFromFlags(ctx);
+  const clm::v1::SubmitJobRequest request = SubmitRequestFromFlags(ctx);
   clm::v1::Job job;
-  return SubmitAndMaybeWait(ctx, *request, !(ctx.Has("no_wait") && ctx.Flag("no_wait") == "true"), &job);
+  return SubmitAndMaybeWait(ctx, request, !(ctx.Has("no_wait") && ctx.Flag("no_wait") == "true"), &job);
 }
 
 int CmdJobsList(Context& ctx) {
@@ -1038,7 +1039,6 @@ absl::StatusOr<absl::Time> ParseTimeText(absl::string_view text) {
 absl::StatusOr<TradeOutcome> ParseTradeJson(absl::string_view line) {
   Struct object;
   google::protobuf::util::JsonParseOptions parse_options;
-  absl::Status parsed(absl::StatusCode::kOk, "");
   const auto status = google::protobuf::util::JsonStringToMessage(std::string(line), &object, parse_options);
   if (!status.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("not a JSON object: ", std::string(status.message())));
