@@ -8,5 +8,5 @@ clm_install_deps
 
 BUILD_DIR=${BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD_DIR" --target clm-server
+cmake --build "$BUILD_DIR" --target clm-server clmctl
 exec "$BUILD_DIR/server/clm-server" --data_dir=./var "$@"
