@@ -134,21 +134,22 @@ bool IsotonicFitter::SortPacked(absl::Span<const double> x, absl::Span<const dou
   //   * the top two bits of a double in [0, 2) are zero and its bits sort like its value, so the label code
   //     fits in those bits and a point is one 8-byte word: half the memory traffic of the general path.
   if (!(x_min >= 0.0 && x_max < 2.0)) return false;
+  // Checks and packs in one pass. Labels are already known to be in [0, 1] (Fit checked), so 2 * label is
+  // in [0, 2], and the label is 0, 0.5 or 1 exactly when 2 * label is an integer: an integer test, no
+  // floating-point compares.
+  packed_.resize(x.size());
   size_t n = 0;
   for (size_t i = 0; i < x.size(); ++i) {
     if (!weights.empty() && weights[i] != 1.0) {
       if (weights[i] != 0.0) return false;
       continue;
     }
-    if (y[i] != 0.0 && y[i] != 0.5 && y[i] != 1.0) return false;
-    ++n;
+    const double twice = y[i] * 2.0;
+    const auto code = static_cast<uint64_t>(twice);
+    if (static_cast<double>(code) != twice) return false;
+    packed_[n++] = DoubleBits(x[i] + 0.0) | (code << kLabelShift);
   }
   packed_.resize(n);
-  size_t k = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    if (!weights.empty() && weights[i] == 0.0) continue;
-    packed_[k++] = DoubleBits(x[i] + 0.0) | (static_cast<uint64_t>(y[i] * 2.0) << kLabelShift);
-  }
 
   // Value buckets ordered by an LSD radix sort on their id, as in SortByConfidence.
   int id_bits = 1;
@@ -315,22 +316,30 @@ absl::Status IsotonicFitter::Fit(absl::Span<const double> x, absl::Span<const do
     }
   }
 
-  // Expand the blocks, clip to [y_min, y_max] = [0, 1], and keep only the points sklearn keeps: the two ends,
-  // and interior points whose value differs from a neighbour's. Flat blocks are expanded implicitly: a point
-  // is interior to a flat run exactly when its block value equals both neighbours' values.
+  // Clip each block to [y_min, y_max] = [0, 1] and keep only the points sklearn keeps: the two ends, and
+  // points whose value differs from a neighbour's. Inside a block every value is equal, so only a block's
+  // first and last points can be kept: walking the blocks (hundreds) instead of the points (up to millions)
+  // gives the same thresholds without expanding the blocks.
+  out->x.clear();
+  out->y.clear();
+  const ptrdiff_t last = mm - 1;
+  double left = 0.0;  // the value of the point before the current block (unused for the first block)
   for (ptrdiff_t b = 0; b < mm;) {
     const ptrdiff_t end = target[b] + 1;
     const double v = std::clamp(yv[b], 0.0, 1.0);
-    for (ptrdiff_t t = b; t < end; ++t) yv[t] = v;
+    const bool has_next = end < mm;
+    const double next = has_next ? std::clamp(yv[end], 0.0, 1.0) : v;
+    const double first_right = end - b > 1 ? v : next;
+    if (b == 0 || b == last || v != left || v != first_right) {
+      out->x.push_back(unique_x_[b]);
+      out->y.push_back(v);
+    }
+    if (end - b > 1 && (end - 1 == last || v != next)) {
+      out->x.push_back(unique_x_[end - 1]);
+      out->y.push_back(v);
+    }
+    left = v;
     b = end;
-  }
-  out->x.clear();
-  out->y.clear();
-  for (size_t t = 0; t < m; ++t) {
-    const bool keep = t == 0 || t + 1 == m || yv[t] != yv[t - 1] || yv[t] != yv[t + 1];
-    if (!keep) continue;
-    out->x.push_back(unique_x_[t]);
-    out->y.push_back(yv[t]);
   }
   return absl::OkStatus();
 }
@@ -348,9 +357,10 @@ namespace {
 
 // numpy.interp's formula on [x[j], x[j + 1]], x[j] <= v < x[j + 1], including its retry from the right end
 // when the left one is not finite; clamped to [0, 1].
-inline double InterpolateSegment(const double* x, const double* y, size_t j, double v) {
+// The same with the segment's slope computed once beforehand (numpy.interp precomputes slopes too when it
+// predicts more points than it has thresholds); the slope is the same double, so the result is identical.
+inline double InterpolateSegmentWithSlope(const double* x, const double* y, size_t j, double slope, double v) {
   if (x[j] == v) return y[j];
-  const double slope = (y[j + 1] - y[j]) / (x[j + 1] - x[j]);
   double r = slope * (v - x[j]) + y[j];
   if (std::isnan(r)) {
     r = slope * (v - x[j + 1]) + y[j + 1];
@@ -359,11 +369,19 @@ inline double InterpolateSegment(const double* x, const double* y, size_t j, dou
   return std::clamp(r, 0.0, 1.0);
 }
 
+inline double InterpolateSegment(const double* x, const double* y, size_t j, double v) {
+  return InterpolateSegmentWithSlope(x, y, j, (y[j + 1] - y[j]) / (x[j + 1] - x[j]), v);
+}
+
 }  // namespace
 
 IsotonicPredictor::IsotonicPredictor(std::vector<double> x, std::vector<double> y)
     : x_(std::move(x)), y_(std::move(y)) {
   const size_t n = x_.size();
+  if (n >= 2) {
+    slopes_.resize(n - 1);
+    for (size_t j = 0; j + 1 < n; ++j) slopes_[j] = (y_[j + 1] - y_[j]) / (x_[j + 1] - x_[j]);
+  }
   if (n < 3) return;  // at most one segment: nothing to search
   const double range = x_[n - 1] - x_[0];
   const size_t cells = std::min<size_t>(2 * n, size_t{1} << 20);
@@ -393,7 +411,7 @@ double IsotonicPredictor::operator()(double v) const {
   if (v >= x_[n - 1]) return y_[n - 1];
   size_t j = start_.empty() ? 0 : start_[Cell(v)];
   while (j + 2 < n && x_[j + 1] <= v) ++j;
-  return InterpolateSegment(x_.data(), y_.data(), j, v);
+  return InterpolateSegmentWithSlope(x_.data(), y_.data(), j, slopes_[j], v);
 }
 
 double InterpolateIsotonic(const double* x, const double* y, size_t n, double v) {

@@ -95,6 +95,7 @@ class IsotonicPredictor final {
 
   std::vector<double> x_;
   std::vector<double> y_;
+  std::vector<double> slopes_;  // slopes_[j]: of the segment [x_[j], x_[j + 1]]
   double inv_width_ = 0.0;
   // start_[c]: an index j <= n - 2 with x_[j] < every v of cell c (the last threshold of an earlier cell).
   std::vector<uint32_t> start_;
