@@ -265,7 +265,9 @@ absl::Status IsotonicFitter::Fit(absl::Span<const double> x, absl::Span<const do
     if (xj - current_x >= kUniqueResolution) {
       unique_x_[m] = current_x;
       unique_w_[m] = current_w;
-      unique_y_[m] = current_y / current_w;
+      // A lone point of weight 1 is its own mean: y / 1.0 == y exactly, and most points of continuous
+      // confidences are alone, so the division is skipped where it cannot change a bit.
+      unique_y_[m] = current_w == 1.0 ? current_y : current_y / current_w;
       ++m;
       current_x = xj;
       current_w = wj;
