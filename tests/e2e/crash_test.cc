@@ -26,7 +26,6 @@
 namespace clm {
 namespace {
 
-using clm::testing::ChildProcess;
 using clm::v1::IngestAck;
 using clm::v1::IngestRequest;
 
@@ -79,15 +78,10 @@ void Engine(const std::string& address, const std::string& prefix, Ledger* ledge
   stream->Finish();
 }
 
-std::string ServerBinary() { return CLM_SERVER_BINARY; }
-
-std::unique_ptr<ChildProcess> StartServer(const std::string& data_dir, std::string* address) {
-  *address = absl::StrCat("127.0.0.1:", clm::testing::PickFreePort());
-  auto child = std::make_unique<ChildProcess>(
-      std::vector<std::string>{ServerBinary(), "--grpc_address=" + *address, "--metrics_address=",
-                               "--data_dir=" + data_dir, "--log_level=warn"},
-      data_dir + "/server.log");
-  return child;
+std::unique_ptr<clm::testing::ServerProcess> StartServer(const std::string& data_dir, std::string* address) {
+  auto server = std::make_unique<clm::testing::ServerProcess>(CLM_SERVER_BINARY, data_dir);
+  *address = server->address();
+  return server;
 }
 
 TEST(CrashTest, SigkillLosesNoAcknowledgedTradeAndCountsNoneTwice) {

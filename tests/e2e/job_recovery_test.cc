@@ -16,15 +16,12 @@
 namespace clm {
 namespace {
 
-using clm::testing::ChildProcess;
 using clm::v1::Job;
 
-std::unique_ptr<ChildProcess> StartServer(const std::string& data_dir, std::string* address) {
-  *address = absl::StrCat("127.0.0.1:", clm::testing::PickFreePort());
-  return std::make_unique<ChildProcess>(
-      std::vector<std::string>{CLM_SERVER_BINARY, "--grpc_address=" + *address, "--metrics_address=",
-                               "--data_dir=" + data_dir, "--log_level=warn"},
-      data_dir + "/server.log");
+std::unique_ptr<clm::testing::ServerProcess> StartServer(const std::string& data_dir, std::string* address) {
+  auto server = std::make_unique<clm::testing::ServerProcess>(CLM_SERVER_BINARY, data_dir);
+  *address = server->address();
+  return server;
 }
 
 TEST(JobRecoveryTest, JobRunningAtSigkillIsFailedAfterRestart) {

@@ -66,14 +66,10 @@ TEST(ReadmeGrpcurlTest, EveryDocumentedCommandWorks) {
   ASSERT_GE(commands.size(), 10u) << "the README's grpcurl section is missing or was not found";
 
   clm::testing::TempDir dir;
-  const int port = clm::testing::PickFreePort();
-  const std::string address = absl::StrCat("127.0.0.1:", port);
-  clm::testing::ChildProcess server({CLM_SERVER_BINARY, "--grpc_address=" + address, "--metrics_address=",
-                                     "--data_dir=" + dir.path(), "--log_level=warn"},
-                                    dir.path() + "/server.log");
-  ASSERT_TRUE(clm::testing::WaitForServing(address, absl::Seconds(20)));
+  clm::testing::ServerProcess server(CLM_SERVER_BINARY, dir.path());
+  ASSERT_TRUE(server.WaitUntilServing());
   auto client = std::make_unique<clm::testing::ReflectionClient>(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
 
   std::string job_id;
   for (std::string command : commands) {
@@ -138,8 +134,7 @@ TEST(ReadmeGrpcurlTest, EveryDocumentedCommandWorks) {
   }
   EXPECT_FALSE(job_id.empty()) << "the section never submits a job";
   client.reset();
-  server.Signal(SIGTERM);
-  EXPECT_EQ(server.Wait(), 0);
+  EXPECT_EQ(server.Stop(), 0);
 }
 
 }  // namespace

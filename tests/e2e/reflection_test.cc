@@ -18,26 +18,18 @@ namespace {
 class ReflectionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    address_ = absl::StrCat("127.0.0.1:", clm::testing::PickFreePort());
-    server_ = std::make_unique<clm::testing::ChildProcess>(
-        std::vector<std::string>{CLM_SERVER_BINARY, "--grpc_address=" + address_, "--metrics_address=",
-                                 "--data_dir=" + dir_.path(), "--log_level=warn"},
-        dir_.path() + "/server.log");
-    ASSERT_TRUE(clm::testing::WaitForServing(address_, absl::Seconds(20)));
+    server_ = std::make_unique<clm::testing::ServerProcess>(CLM_SERVER_BINARY, dir_.path());
+    ASSERT_TRUE(server_->WaitUntilServing());
     client_ = std::make_unique<clm::testing::ReflectionClient>(
-        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+        grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
   }
   void TearDown() override {
-    // Disconnect first: a client ping still awaiting its ack holds a gracefully stopping gRPC 1.51
-    // server until its shutdown grace period ends.
-    client_.reset();
-    server_->Signal(SIGTERM);
-    EXPECT_EQ(server_->Wait(), 0);
+    client_.reset();  // disconnect first (see ServerProcess::Stop)
+    EXPECT_EQ(server_->Stop(), 0);
   }
 
   clm::testing::TempDir dir_;
-  std::string address_;
-  std::unique_ptr<clm::testing::ChildProcess> server_;
+  std::unique_ptr<clm::testing::ServerProcess> server_;
   std::unique_ptr<clm::testing::ReflectionClient> client_;
 };
 

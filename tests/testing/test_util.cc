@@ -126,4 +126,21 @@ bool WaitForServing(const std::string& address, absl::Duration timeout) {
   return false;
 }
 
+namespace {
+
+std::string FreeAddress() { return "127.0.0.1:" + std::to_string(PickFreePort()); }
+
+}  // namespace
+
+ServerProcess::ServerProcess(const std::string& binary, const std::string& data_dir)
+    : address_(FreeAddress()),
+      process_({binary, "--grpc_address=" + address_, "--metrics_address=", "--data_dir=" + data_dir,
+                "--log_level=warn"},
+               data_dir + "/server.log") {}
+
+int ServerProcess::Stop() {
+  process_.Signal(SIGTERM);
+  return process_.Wait();
+}
+
 }  // namespace clm::testing

@@ -52,6 +52,26 @@ class ChildProcess final {
 // Polls grpc.health.v1.Health/Check on `address` until SERVING or the timeout passes.
 bool WaitForServing(const std::string& address, absl::Duration timeout);
 
+// The real clm-server binary on a free 127.0.0.1 port with `data_dir`, the way an operator starts it (no
+// metrics endpoint, warnings only; its log goes to <data_dir>/server.log). Killed by the destructor if
+// still running.
+class ServerProcess final {
+ public:
+  ServerProcess(const std::string& binary, const std::string& data_dir);
+  const std::string& address() const { return address_; }
+  // Waits until the health service reports SERVING.
+  bool WaitUntilServing() const { return WaitForServing(address_, absl::Seconds(20)); }
+  void Signal(int signo) { process_.Signal(signo); }
+  // SIGTERM, then the exit code (0 for a graceful stop). Drop client channels first: a connection with a
+  // flow-control (BDP) ping in flight holds a stopping gRPC 1.51 server until its grace period ends.
+  int Stop();
+  int Wait() { return process_.Wait(); }
+
+ private:
+  std::string address_;
+  ChildProcess process_;
+};
+
 }  // namespace clm::testing
 
 #endif  // CLM_TESTS_TESTING_TEST_UTIL_H_
