@@ -20,7 +20,10 @@
 #include "lib/jobs/cadence_launcher.h"
 #include "lib/jobs/job_manager.h"
 #include "lib/store/sqlite_job_store.h"
+#include "lib/deployment/deployment_manager.h"
+#include "lib/store/sqlite_deployment_store.h"
 #include "server/calibration_job_service.h"
+#include "server/deployment_service.h"
 #include "server/job_metrics.h"
 #include "server/cadence_metrics.h"
 #include "server/cadence_status_service.h"
@@ -36,6 +39,8 @@ class Services final {
  public:
   // Jobs first: a job cancelled by the stop reports to the monitor, which is destroyed before the job system.
   ~Services() {
+    // The monitor acts through the job system and the deployment manager; stop it, then the jobs.
+    if (cadence_monitor != nullptr) cadence_monitor->Stop();
     if (jobs != nullptr) jobs->Stop();
   }
 
@@ -59,6 +64,11 @@ class Services final {
   std::unique_ptr<CadenceMetrics> cadence_metrics;
   std::unique_ptr<TradeIngestService> trade_ingest;
   std::unique_ptr<CadenceStatusService> cadence_status;
+  std::unique_ptr<store::SqliteDeploymentStore> deployment_store;
+  std::unique_ptr<deployment::JobSource> deployment_jobs;
+  std::unique_ptr<deployment::LevelSource> deployment_levels;
+  std::unique_ptr<deployment::DeploymentManager> deployments;
+  std::unique_ptr<DeploymentService> deployment_service;
   std::unique_ptr<CalibrationJobService> calibration_jobs;
 };
 
@@ -100,6 +110,25 @@ class JobFanout final : public jobs::JobObserver {
  private:
   JobMetrics* const metrics_;
   std::atomic<cadence::Monitor*> monitor_{nullptr};
+};
+
+// What the deployment manager needs from the job system and the cadence monitor.
+class JobsForDeployment final : public deployment::JobSource {
+ public:
+  explicit JobsForDeployment(jobs::JobManager* jobs) : jobs_(jobs) {}
+  absl::StatusOr<clm::v1::Job> GetJob(const std::string& id) override { return jobs_->Get(id, true); }
+
+ private:
+  jobs::JobManager* const jobs_;
+};
+
+class LevelsForDeployment final : public deployment::LevelSource {
+ public:
+  explicit LevelsForDeployment(cadence::Monitor* monitor) : monitor_(monitor) {}
+  absl::StatusOr<clm::v1::CadenceReport> CurrentReport() override { return monitor_->CurrentReport(); }
+
+ private:
+  cadence::Monitor* const monitor_;
 };
 
 }  // namespace
@@ -178,6 +207,23 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   services->cadence_status =
       std::make_unique<CadenceStatusService>(services->cadence_monitor.get(), services->metrics.get());
 
+  absl::StatusOr<std::unique_ptr<store::SqliteDeploymentStore>> deployment_store =
+      store::SqliteDeploymentStore::Open(db_path);
+  if (!deployment_store.ok()) return deployment_store.status();
+  services->deployment_store = std::move(*deployment_store);
+  services->deployment_jobs = std::make_unique<JobsForDeployment>(services->jobs.get());
+  services->deployment_levels = std::make_unique<LevelsForDeployment>(services->cadence_monitor.get());
+  deployment::DeploymentManager::Options deployment_options;
+  deployment_options.active_json_path = config.deployment().active_json_path();
+  absl::StatusOr<std::unique_ptr<deployment::DeploymentManager>> deployments = deployment::DeploymentManager::Create(
+      services->deployment_store.get(), services->deployment_jobs.get(), services->deployment_levels.get(),
+      deployment_options);
+  if (!deployments.ok()) return deployments.status();
+  services->deployments = std::move(*deployments);
+  services->job_launcher->SetDeployment(services->deployments.get());
+  services->deployment_service = std::make_unique<DeploymentService>(
+      services->deployments.get(), services->query_pool.get(), services->metrics.get());
+
   TradeIngestService::Options ingest_options;
   ingest_options.max_inflight_batches_per_stream = config.ingest().max_inflight_batches_per_stream();
   ingest_options.max_ingest_streams = config.ingest().max_ingest_streams();
@@ -195,6 +241,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   builder.AddListeningPort(options.grpc_address, grpc::InsecureServerCredentials(), &server->grpc_port_);
   builder.RegisterService(services->trade_ingest.get());
   builder.RegisterService(services->cadence_status.get());
+  builder.RegisterService(services->deployment_service.get());
   builder.RegisterService(services->calibration_jobs.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.limits().max_receive_message_bytes()));
   grpc::ResourceQuota quota("clm-server");
@@ -229,6 +276,7 @@ void Server::Shutdown() {
   grpc_server_->GetHealthCheckService()->SetServingStatus(false);
   services_->trade_ingest->DrainStreams();
   services_->cadence_status->FinishWatches();
+  services_->deployment_service->FinishWatches();
   // Running jobs end CANCELLED (queued ones stay queued for the next start), which also ends their watches.
   services_->jobs->Stop();
   grpc_server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoSeconds(options_.shutdown_grace));

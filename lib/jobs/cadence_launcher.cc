@@ -40,9 +40,14 @@ absl::StatusOr<cadence::JobStatus> CadenceLauncher::GetJobStatus(const std::stri
 }
 
 absl::Status CadenceLauncher::ApproveIntoShadow(const std::string& job_id, const std::string& reason) {
-  return absl::FailedPreconditionError(
-      absl::StrCat("job ", job_id, " is ready for shadow, but this server has no Deployment service to approve it "
-                   "into; an operator must deploy it"));
+  deployment::DeploymentManager* deployments = deployments_.load();
+  if (deployments == nullptr) return absl::UnavailableError("the deployment manager is not running yet");
+  clm::v1::ApproveRequest request;
+  request.set_job_id(job_id);
+  request.set_stage(clm::v1::STAGE_SHADOW);
+  request.set_approver("cadence-monitor");
+  request.set_reason(reason.empty() ? "AUTO_SHADOW: the job passed safety validation" : reason);
+  return deployments->Approve(request).status();
 }
 
 }  // namespace clm::jobs

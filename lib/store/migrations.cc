@@ -79,6 +79,22 @@ constexpr std::array kMigrations = {
       );
       CREATE INDEX jobs_by_created ON jobs(created_at_ns);
     )sql"},
+    Migration{3, R"sql(
+      -- Deployment versions (immutable but for their stage history), the active state, and the audit.
+      CREATE TABLE deployment_versions (
+        version INTEGER PRIMARY KEY,
+        record BLOB NOT NULL                  -- serialized clm.v1.DeploymentVersion
+      );
+      CREATE TABLE deployment_state (
+        key TEXT PRIMARY KEY,                 -- production, shadow, sequence, changed_at_ns
+        value INTEGER NOT NULL
+      );
+      CREATE TABLE deployment_audit (
+        id INTEGER PRIMARY KEY,
+        at_ns INTEGER NOT NULL,
+        entry BLOB NOT NULL                   -- serialized clm.v1.AuditEntry
+      );
+    )sql"},
 };
 
 int64_t NowNs() {

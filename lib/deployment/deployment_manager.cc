@@ -1,0 +1,488 @@
+#include "lib/deployment/deployment_manager.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
+#include "lib/calibration/calibrator.h"
+#include "spdlog/spdlog.h"
+
+namespace clm::deployment {
+namespace {
+
+using clm::v1::ActiveCalibration;
+using clm::v1::AuditEntry;
+using clm::v1::DeploymentStage;
+using clm::v1::DeploymentVersion;
+
+constexpr size_t kMaxNameBytes = 128;
+constexpr size_t kMaxReasonBytes = 1024;
+
+google::protobuf::Timestamp Now() {
+  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
+}
+
+absl::Status CheckActor(const std::string& approver, const std::string& reason) {
+  if (approver.empty()) return absl::InvalidArgumentError("approver: is required");
+  if (approver.size() > kMaxNameBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("approver: must be at most ", kMaxNameBytes, " bytes"));
+  }
+  if (reason.empty()) return absl::InvalidArgumentError("reason: is required");
+  if (reason.size() > kMaxReasonBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("reason: must be at most ", kMaxReasonBytes, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+void ChangeStage(DeploymentVersion& version, DeploymentStage stage, const std::string& by,
+                 const std::string& reason) {
+  version.set_stage(stage);
+  clm::v1::StageChange* change = version.add_history();
+  *change->mutable_at() = Now();
+  change->set_stage(stage);
+  change->set_by(by);
+  change->set_reason(reason);
+}
+
+bool WasProduction(const DeploymentVersion& version) {
+  for (const auto& change : version.history()) {
+    if (change.stage() == clm::v1::STAGE_PRODUCTION) return true;
+  }
+  return false;
+}
+
+// Writes `text` to `path` so that a reader sees the old or the new document, whole, even across a crash.
+absl::Status WriteAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return absl::UnavailableError(absl::StrCat(tmp, ": ", std::strerror(errno)));
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      return absl::UnavailableError(absl::StrCat(tmp, ": ", std::strerror(errno)));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) return absl::UnavailableError(absl::StrCat(tmp, ": fsync failed"));
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(errno)));
+  }
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// A version's maps, compiled for nanosecond application.
+struct DeploymentManager::Compiled {
+  uint64_t version = 0;
+  std::optional<calibration::Calibrator> global;
+  std::map<std::string, calibration::Calibrator> by_symbol;
+  std::map<std::string, calibration::Calibrator> by_model;
+
+  static absl::StatusOr<std::shared_ptr<const Compiled>> Of(const DeploymentVersion& v) {
+    auto compiled = std::make_shared<Compiled>();
+    compiled->version = v.version();
+    absl::StatusOr<calibration::Calibrator> global = calibration::Calibrator::Create(v.map());
+    if (!global.ok()) return global.status();
+    compiled->global = std::move(*global);
+    for (const auto& [slices, out] : {std::pair{&v.symbol_maps(), &compiled->by_symbol},
+                                      std::pair{&v.model_maps(), &compiled->by_model}}) {
+      for (const clm::v1::SliceMap& slice : *slices) {
+        if (slice.uses_global_map()) continue;
+        absl::StatusOr<calibration::Calibrator> c = calibration::Calibrator::Create(slice.map());
+        if (!c.ok()) return c.status();
+        out->emplace(slice.key(), std::move(*c));
+      }
+    }
+    return std::shared_ptr<const Compiled>(std::move(compiled));
+  }
+
+  double Apply(double confidence, const std::string& symbol, const std::string& model) const {
+    if (auto it = by_symbol.find(symbol); it != by_symbol.end()) return it->second.Apply(confidence);
+    if (auto it = by_model.find(model); it != by_model.end()) return it->second.Apply(confidence);
+    return global->Apply(confidence);
+  }
+};
+
+absl::StatusOr<std::unique_ptr<DeploymentManager>> DeploymentManager::Create(DeploymentStore* store,
+                                                                            JobSource* jobs, LevelSource* levels,
+                                                                            const Options& options) {
+  std::unique_ptr<DeploymentManager> manager(new DeploymentManager(store, jobs, levels, options));
+  absl::StatusOr<StoredState> state = store->Load();
+  if (!state.ok()) return state.status();
+  ActiveCalibration active;
+  {
+    absl::MutexLock lock(&manager->mu_);
+    for (DeploymentVersion& v : state->versions) manager->versions_[v.version()] = std::move(v);
+    manager->production_ = state->production;
+    manager->shadow_ = state->shadow;
+    manager->sequence_ = state->sequence;
+    manager->changed_at_ns_ = state->changed_at_ns;
+    absl::Status compiled = manager->Recompile();
+    if (!compiled.ok()) return compiled;
+    active = manager->ActiveLocked();
+  }
+  // The file follows the store: after a crash between a commit and its file write, the start repairs it.
+  manager->WriteActiveFile(active);
+  return manager;
+}
+
+DeploymentManager::DeploymentManager(DeploymentStore* store, JobSource* jobs, LevelSource* levels,
+                                     const Options& options)
+    : store_(store), jobs_(jobs), levels_(levels), options_(options) {}
+
+DeploymentManager::~DeploymentManager() = default;
+
+absl::Status DeploymentManager::Recompile() {
+  production_compiled_.reset();
+  shadow_compiled_.reset();
+  for (auto [id, slot] : {std::pair{production_, &production_compiled_}, std::pair{shadow_, &shadow_compiled_}}) {
+    if (id == 0) continue;
+    auto it = versions_.find(id);
+    if (it == versions_.end()) return absl::DataLossError(absl::StrCat("deployment version ", id, " is missing"));
+    absl::StatusOr<std::shared_ptr<const Compiled>> compiled = Compiled::Of(it->second);
+    if (!compiled.ok()) return compiled.status();
+    *slot = std::move(*compiled);
+  }
+  return absl::OkStatus();
+}
+
+ActiveCalibration DeploymentManager::ActiveLocked() const {
+  ActiveCalibration active;
+  active.set_sequence(sequence_);
+  active.set_production_version(production_);
+  active.set_shadow_version(shadow_);
+  *active.mutable_changed_at() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(changed_at_ns_);
+  if (production_ != 0) {
+    const DeploymentVersion& p = versions_.at(production_);
+    *active.mutable_production_map() = p.map();
+    *active.mutable_symbol_maps() = p.symbol_maps();
+    *active.mutable_model_maps() = p.model_maps();
+  }
+  if (shadow_ != 0) *active.mutable_shadow_map() = versions_.at(shadow_).map();
+  return active;
+}
+
+absl::Status DeploymentManager::Refuse(AuditEntry audit, const std::string& rule, const std::string& why) {
+  audit.set_ok(false);
+  audit.set_rule(rule);
+  audit.set_reason(absl::StrCat(why, " (reason given: ", audit.reason(), ")"));
+  *audit.mutable_at() = Now();
+  absl::Status stored = store_->AppendAudit(audit);
+  if (!stored.ok()) spdlog::warn("deployment: could not audit a refusal: {}", stored.ToString());
+  {
+    absl::MutexLock lock(&mu_);
+    ++counters_.refused_by_rule[rule];
+  }
+  return absl::FailedPreconditionError(absl::StrCat("rule ", rule, ": ", why));
+}
+
+absl::Status DeploymentManager::Apply(std::vector<DeploymentVersion> changed, uint64_t production,
+                                      uint64_t shadow, AuditEntry audit) {
+  const int64_t now_ns = absl::ToUnixNanos(absl::Now());
+  uint64_t sequence;
+  {
+    absl::MutexLock lock(&mu_);
+    sequence = sequence_ + 1;
+  }
+  audit.set_ok(true);
+  *audit.mutable_at() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(now_ns);
+  absl::Status stored = store_->Commit(changed, production, shadow, sequence, now_ns, audit);
+  if (!stored.ok()) return stored;  // nothing changed, in the store or here
+
+  ActiveCalibration active;
+  absl::MutexLock subs_lock(&subs_mu_);  // held across the update so a new watcher misses nothing
+  {
+    absl::MutexLock lock(&mu_);
+    for (DeploymentVersion& v : changed) versions_[v.version()] = std::move(v);
+    production_ = production;
+    shadow_ = shadow;
+    sequence_ = sequence;
+    changed_at_ns_ = now_ns;
+    absl::Status compiled = Recompile();
+    if (!compiled.ok()) spdlog::error("deployment: {}", compiled.ToString());
+    switch (audit.action()) {
+      case AuditEntry::APPROVE: ++counters_.approvals; break;
+      case AuditEntry::PROMOTE: ++counters_.promotions; break;
+      default: ++counters_.rollbacks; break;
+    }
+    active = ActiveLocked();
+  }
+  spdlog::info("deployment: {} by {}: production v{}, shadow v{} ({})", AuditEntry::Action_Name(audit.action()),
+               audit.actor(), production, shadow, audit.reason());
+  for (auto& [id, callback] : subscribers_) callback(active);
+  WriteActiveFile(active);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DeploymentVersion> DeploymentManager::Approve(const clm::v1::ApproveRequest& request) {
+  if (absl::Status actor = CheckActor(request.approver(), request.reason()); !actor.ok()) return actor;
+  if (request.job_id().empty()) return absl::InvalidArgumentError("job_id: is required");
+  if (request.stage() != clm::v1::STAGE_SHADOW && request.stage() != clm::v1::STAGE_PRODUCTION) {
+    return absl::InvalidArgumentError("stage: must be STAGE_SHADOW or STAGE_PRODUCTION");
+  }
+  absl::MutexLock change(&change_mu_);
+  AuditEntry audit;
+  audit.set_action(AuditEntry::APPROVE);
+  audit.set_actor(request.approver());
+  audit.set_stage(request.stage());
+  audit.set_job_id(request.job_id());
+  audit.set_reason(request.reason());
+  {
+    absl::MutexLock lock(&mu_);
+    audit.set_from_version(production_);
+  }
+
+  absl::StatusOr<clm::v1::Job> job = jobs_->GetJob(request.job_id());
+  if (!job.ok()) return job.status();
+  if (job->state() != clm::v1::SUCCEEDED) {
+    return Refuse(audit, "job_succeeded",
+                  absl::StrCat("job ", job->id(), " is ", clm::v1::JobState_Name(job->state()), ", not SUCCEEDED"));
+  }
+  const clm::v1::SafetyValidation& safety = job->result().safety();
+  if (!safety.deployment_ready() || !job->result().has_global_map()) {
+    return Refuse(audit, "deployment_ready",
+                  absl::StrCat("job ", job->id(), " failed safety validation: ",
+                               safety.errors().empty() ? "no calibration map" : absl::StrJoin(safety.errors(), "; ")));
+  }
+  // A calibration into production needs the CALIBRATION level; shadow needs SHADOW.
+  const clm::v1::AuthorizationLevel needed =
+      request.stage() == clm::v1::STAGE_SHADOW ? clm::v1::SHADOW : clm::v1::CALIBRATION;
+  absl::StatusOr<clm::v1::CadenceReport> report = levels_->CurrentReport();
+  if (!report.ok()) return report.status();
+  bool authorized = false;
+  std::string why = "the level is not in the cadence report";
+  for (const clm::v1::LevelStatus& level : report->levels()) {
+    if (level.level() != needed) continue;
+    authorized = level.authorized();
+    why = level.reason();
+  }
+  if (!authorized) {
+    return Refuse(audit, "level_authorized",
+                  absl::StrCat(clm::v1::AuthorizationLevel_Name(needed), " level is not authorized: ", why));
+  }
+
+  std::vector<DeploymentVersion> changed;
+  DeploymentVersion version;
+  uint64_t production, shadow;
+  {
+    absl::MutexLock lock(&mu_);
+    version.set_version(versions_.empty() ? 1 : versions_.rbegin()->first + 1);
+    production = production_;
+    shadow = shadow_;
+    // The slot's previous occupant retires.
+    const uint64_t replaced = request.stage() == clm::v1::STAGE_SHADOW ? shadow_ : production_;
+    if (replaced != 0) {
+      DeploymentVersion old = versions_.at(replaced);
+      ChangeStage(old, clm::v1::STAGE_RETIRED, request.approver(), absl::StrCat("replaced by v", version.version()));
+      changed.push_back(std::move(old));
+    }
+  }
+  version.set_job_id(job->id());
+  *version.mutable_map() = job->result().global_map();
+  *version.mutable_symbol_maps() = job->result().symbol_maps();
+  *version.mutable_model_maps() = job->result().model_maps();
+  *version.mutable_evaluation() = job->result().evaluation();
+  *version.mutable_safety() = safety;
+  version.set_approved_by(request.approver());
+  version.set_reason(request.reason());
+  *version.mutable_approved_at() = Now();
+  ChangeStage(version, request.stage(), request.approver(), request.reason());
+  if (request.stage() == clm::v1::STAGE_SHADOW) {
+    shadow = version.version();
+  } else {
+    production = version.version();
+  }
+  audit.set_to_version(version.version());
+  changed.push_back(version);
+  absl::Status applied = Apply(std::move(changed), production, shadow, audit);
+  if (!applied.ok()) return applied;
+  return version;
+}
+
+absl::StatusOr<DeploymentVersion> DeploymentManager::Promote(const clm::v1::PromoteRequest& request) {
+  if (absl::Status actor = CheckActor(request.approver(), request.reason()); !actor.ok()) return actor;
+  absl::MutexLock change(&change_mu_);
+  AuditEntry audit;
+  audit.set_action(AuditEntry::PROMOTE);
+  audit.set_actor(request.approver());
+  audit.set_stage(clm::v1::STAGE_PRODUCTION);
+  audit.set_reason(request.reason());
+  audit.set_to_version(request.version());
+  std::vector<DeploymentVersion> changed;
+  DeploymentVersion promoted;
+  std::string refusal;
+  {
+    absl::MutexLock lock(&mu_);
+    audit.set_from_version(production_);
+    if (request.version() == 0 || request.version() != shadow_) {
+      refusal = absl::StrCat("v", request.version(), " is not in shadow: ",
+                             shadow_ == 0 ? "there is no shadow version" : absl::StrCat("the shadow version is v", shadow_));
+    }
+  }
+  if (!refusal.empty()) return Refuse(audit, "is_shadow", refusal);
+  {
+    absl::MutexLock lock(&mu_);
+    promoted = versions_.at(shadow_);
+    audit.set_job_id(promoted.job_id());
+    if (production_ != 0) {
+      DeploymentVersion old = versions_.at(production_);
+      ChangeStage(old, clm::v1::STAGE_RETIRED, request.approver(), absl::StrCat("replaced by v", promoted.version()));
+      changed.push_back(std::move(old));
+    }
+  }
+  ChangeStage(promoted, clm::v1::STAGE_PRODUCTION, request.approver(), request.reason());
+  changed.push_back(promoted);
+  absl::Status applied = Apply(std::move(changed), promoted.version(), 0, audit);
+  if (!applied.ok()) return applied;
+  return promoted;
+}
+
+absl::StatusOr<ActiveCalibration> DeploymentManager::Rollback(const clm::v1::RollbackRequest& request) {
+  if (absl::Status actor = CheckActor(request.approver(), request.reason()); !actor.ok()) return actor;
+  absl::MutexLock change(&change_mu_);
+  AuditEntry audit;
+  audit.set_action(AuditEntry::ROLLBACK);
+  audit.set_actor(request.approver());
+  audit.set_stage(clm::v1::STAGE_PRODUCTION);
+  audit.set_reason(request.reason());
+  std::vector<DeploymentVersion> changed;
+  uint64_t target = 0;
+  uint64_t shadow;
+  std::string refusal;
+  {
+    absl::MutexLock lock(&mu_);
+    audit.set_from_version(production_);
+    shadow = shadow_;
+    if (request.target_case() == clm::v1::RollbackRequest::kToVersion) {
+      target = request.to_version();
+      auto it = versions_.find(target);
+      if (it == versions_.end()) {
+        refusal = absl::StrCat("v", target, " does not exist");
+      } else if (!WasProduction(it->second)) {
+        refusal = absl::StrCat("v", target, " was never in production");
+      } else if (target == production_) {
+        refusal = absl::StrCat("v", target, " is already in production");
+      }
+    } else if (request.target_case() == clm::v1::RollbackRequest::kToIdentity) {
+      if (production_ == 0) refusal = "no calibration is in production already";
+    } else {
+      if (production_ == 0) refusal = "no calibration is in production: nothing to roll back";
+      for (auto it = versions_.rbegin(); it != versions_.rend() && refusal.empty(); ++it) {
+        if (it->first < production_ && WasProduction(it->second)) {
+          target = it->first;
+          break;
+        }
+      }
+    }
+    if (!refusal.empty()) {
+      audit.set_to_version(target);
+    } else if (production_ != 0) {
+      DeploymentVersion old = versions_.at(production_);
+      ChangeStage(old, clm::v1::STAGE_RETIRED, request.approver(), absl::StrCat("rolled back: ", request.reason()));
+      changed.push_back(std::move(old));
+    }
+    if (refusal.empty() && target != 0) {
+      DeploymentVersion back = versions_.at(target);
+      if (target == shadow_) shadow = 0;
+      ChangeStage(back, clm::v1::STAGE_PRODUCTION, request.approver(), absl::StrCat("rollback: ", request.reason()));
+      changed.push_back(std::move(back));
+    }
+  }
+  if (!refusal.empty()) return Refuse(audit, "rollback_target", refusal);
+  audit.set_to_version(target);
+  absl::Status applied = Apply(std::move(changed), target, shadow, audit);
+  if (!applied.ok()) return applied;
+  return Active();
+}
+
+ActiveCalibration DeploymentManager::Active() const {
+  absl::MutexLock lock(&mu_);
+  return ActiveLocked();
+}
+
+clm::v1::ListDeploymentsResponse DeploymentManager::List() const {
+  clm::v1::ListDeploymentsResponse response;
+  absl::MutexLock lock(&mu_);
+  for (auto it = versions_.rbegin(); it != versions_.rend(); ++it) *response.add_versions() = it->second;
+  return response;
+}
+
+absl::StatusOr<clm::v1::GetAuditResponse> DeploymentManager::Audit(uint32_t limit, uint64_t before_id) {
+  if (limit > 1000) return absl::InvalidArgumentError(absl::StrCat("limit: must be at most 1000, got ", limit));
+  return store_->ListAudit(limit == 0 ? 100 : limit, before_id);
+}
+
+absl::StatusOr<clm::v1::CalibrateResponse> DeploymentManager::Calibrate(
+    const clm::v1::CalibrateRequest& request) const {
+  for (int i = 0; i < request.confidences_size(); ++i) {
+    const double c = request.confidences(i);
+    if (!std::isfinite(c) || c < 0.0 || c > 1.0) {
+      return absl::InvalidArgumentError(absl::StrCat("confidences[", i, "]: must be within [0, 1], got ", c));
+    }
+  }
+  std::shared_ptr<const Compiled> compiled;
+  {
+    absl::MutexLock lock(&mu_);
+    compiled = request.shadow() ? shadow_compiled_ : production_compiled_;
+  }
+  clm::v1::CalibrateResponse response;
+  response.mutable_calibrated()->Reserve(request.confidences_size());
+  for (double c : request.confidences()) {
+    response.add_calibrated(compiled ? compiled->Apply(c, request.symbol(), request.model_id()) : c);
+  }
+  response.set_version(compiled ? compiled->version : 0);
+  return response;
+}
+
+DeploymentManager::Subscription DeploymentManager::Subscribe(ActiveCallback callback) {
+  absl::MutexLock subs_lock(&subs_mu_);
+  Subscription subscription;
+  subscription.id = next_subscriber_++;
+  subscription.current = Active();
+  subscribers_[subscription.id] = std::move(callback);
+  return subscription;
+}
+
+void DeploymentManager::Unsubscribe(uint64_t id) {
+  absl::MutexLock lock(&subs_mu_);
+  subscribers_.erase(id);
+}
+
+DeploymentManager::Counters DeploymentManager::counters() const {
+  absl::MutexLock lock(&mu_);
+  return counters_;
+}
+
+void DeploymentManager::WriteActiveFile(const ActiveCalibration& active) {
+  if (options_.active_json_path.empty()) return;
+  std::string json;
+  google::protobuf::util::JsonPrintOptions print;
+  print.add_whitespace = true;
+  print.always_print_primitive_fields = true;
+  if (!google::protobuf::util::MessageToJsonString(active, &json, print).ok()) return;
+  absl::Status written = WriteAtomically(options_.active_json_path, json);
+  if (!written.ok()) spdlog::error("deployment: active calibration file: {}", written.ToString());
+}
+
+}  // namespace clm::deployment

@@ -1,0 +1,146 @@
+#ifndef CLM_LIB_DEPLOYMENT_DEPLOYMENT_MANAGER_H_
+#define CLM_LIB_DEPLOYMENT_DEPLOYMENT_MANAGER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "clm/v1/cadence.pb.h"
+#include "clm/v1/calibration_job.pb.h"
+#include "clm/v1/deployment.pb.h"
+
+namespace clm::deployment {
+
+// The deployment state as stored.
+struct StoredState {
+  std::vector<clm::v1::DeploymentVersion> versions;  // any order
+  uint64_t production = 0;                           // 0: identity
+  uint64_t shadow = 0;                               // 0: none
+  uint64_t sequence = 0;                             // ActiveCalibration.sequence
+  int64_t changed_at_ns = 0;
+};
+
+// Durable storage of versions, the active state and the audit.
+//
+// Contract: thread-safe. Commit is one transaction: the changed versions, the new state and the audit entry
+// are stored together or not at all, so after a crash the production version and the audit agree.
+class DeploymentStore {
+ public:
+  virtual ~DeploymentStore() = default;
+  virtual absl::StatusOr<StoredState> Load() = 0;
+  virtual absl::Status Commit(const std::vector<clm::v1::DeploymentVersion>& changed, uint64_t production,
+                              uint64_t shadow, uint64_t sequence, int64_t changed_at_ns,
+                              const clm::v1::AuditEntry& audit) = 0;
+  // A refused attempt: audited, nothing else changes. The entry's id is assigned by the store.
+  virtual absl::Status AppendAudit(const clm::v1::AuditEntry& audit) = 0;
+  virtual absl::StatusOr<clm::v1::GetAuditResponse> ListAudit(uint32_t limit, uint64_t before_id) = 0;
+};
+
+// A job with its result (the job system).
+class JobSource {
+ public:
+  virtual ~JobSource() = default;
+  virtual absl::StatusOr<clm::v1::Job> GetJob(const std::string& id) = 0;
+};
+
+// The cadence policy's verdict now (the cadence monitor).
+class LevelSource {
+ public:
+  virtual ~LevelSource() = default;
+  virtual absl::StatusOr<clm::v1::CadenceReport> CurrentReport() = 0;
+};
+
+// Versions, approvals, promotion and rollback of calibrations, and their delivery.
+//
+// Contract:
+// - Approve, Promote and Rollback are transactional (DeploymentStore::Commit) and take effect in memory,
+//   for GetActive, Calibrate and subscribers, only after the commit succeeded. They do store I/O: call them
+//   off gRPC's reactor threads. Every refusal is FAILED_PRECONDITION naming the rule, and is audited.
+// - Active, List, Calibrate, Subscribe and Unsubscribe never block on I/O.
+// - Subscribers are called after each change, in order, on the thread that made it; they must not block.
+// - With a JSON path, the active calibration is rewritten atomically (temporary file, fsync, rename, fsync of
+//   the directory) after every change and at start: a reader always sees a complete document.
+class DeploymentManager final {
+ public:
+  struct Options {
+    std::string active_json_path;  // empty: no file
+  };
+  using ActiveCallback = std::function<void(const clm::v1::ActiveCalibration&)>;
+
+  static absl::StatusOr<std::unique_ptr<DeploymentManager>> Create(DeploymentStore* store, JobSource* jobs,
+                                                                    LevelSource* levels, const Options& options);
+  ~DeploymentManager();
+  DeploymentManager(const DeploymentManager&) = delete;
+  DeploymentManager& operator=(const DeploymentManager&) = delete;
+
+  absl::StatusOr<clm::v1::DeploymentVersion> Approve(const clm::v1::ApproveRequest& request);
+  absl::StatusOr<clm::v1::DeploymentVersion> Promote(const clm::v1::PromoteRequest& request);
+  absl::StatusOr<clm::v1::ActiveCalibration> Rollback(const clm::v1::RollbackRequest& request);
+
+  clm::v1::ActiveCalibration Active() const;
+  clm::v1::ListDeploymentsResponse List() const;
+  absl::StatusOr<clm::v1::GetAuditResponse> Audit(uint32_t limit, uint64_t before_id);
+  absl::StatusOr<clm::v1::CalibrateResponse> Calibrate(const clm::v1::CalibrateRequest& request) const;
+
+  // `current` is the active calibration at registration, so a watcher sends it first and misses nothing.
+  struct Subscription {
+    uint64_t id = 0;
+    clm::v1::ActiveCalibration current;
+  };
+  Subscription Subscribe(ActiveCallback callback);
+  // After it returns the callback is not running and never runs again.
+  void Unsubscribe(uint64_t id);
+
+  struct Counters {
+    uint64_t approvals = 0;
+    uint64_t promotions = 0;
+    uint64_t rollbacks = 0;
+    std::map<std::string, uint64_t> refused_by_rule;
+  };
+  Counters counters() const;
+
+ private:
+  struct Compiled;
+
+  DeploymentManager(DeploymentStore* store, JobSource* jobs, LevelSource* levels, const Options& options);
+  absl::Status Refuse(clm::v1::AuditEntry audit, const std::string& rule, const std::string& why);
+  // Stores the change; on success applies it in memory, tells subscribers and writes the file.
+  absl::Status Apply(std::vector<clm::v1::DeploymentVersion> changed, uint64_t production, uint64_t shadow,
+                     clm::v1::AuditEntry audit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
+  clm::v1::ActiveCalibration ActiveLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status Recompile() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WriteActiveFile(const clm::v1::ActiveCalibration& active);
+
+  DeploymentStore* const store_;
+  JobSource* const jobs_;
+  LevelSource* const levels_;
+  const Options options_;
+
+  // Serializes changes (held across store I/O, never on a non-blocking path).
+  absl::Mutex change_mu_;
+  // The state readers see; held only for copies.
+  mutable absl::Mutex mu_ ABSL_ACQUIRED_AFTER(change_mu_);
+  std::map<uint64_t, clm::v1::DeploymentVersion> versions_ ABSL_GUARDED_BY(mu_);
+  uint64_t production_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t shadow_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t changed_at_ns_ ABSL_GUARDED_BY(mu_) = 0;
+  std::shared_ptr<const Compiled> production_compiled_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const Compiled> shadow_compiled_ ABSL_GUARDED_BY(mu_);
+  Counters counters_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex subs_mu_ ABSL_ACQUIRED_AFTER(change_mu_);
+  std::map<uint64_t, ActiveCallback> subscribers_ ABSL_GUARDED_BY(subs_mu_);
+  uint64_t next_subscriber_ ABSL_GUARDED_BY(subs_mu_) = 1;
+};
+
+}  // namespace clm::deployment
+
+#endif  // CLM_LIB_DEPLOYMENT_DEPLOYMENT_MANAGER_H_

@@ -1,0 +1,209 @@
+#include "server/deployment_service.h"
+
+#include <optional>
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "server/grpc_status.h"
+#include "server/unary_call.h"
+
+namespace clm::server {
+
+using clm::v1::ActiveCalibration;
+
+// Follows the active calibration: the current one at once, then every change. A change arriving while a
+// write is in flight replaces any unsent one, so a slow engine gets the newest state, never a backlog.
+class DeploymentService::WatchReactor final : public grpc::ServerWriteReactor<ActiveCalibration> {
+ public:
+  explicit WatchReactor(DeploymentService* service) : service_(service), start_(absl::Now()) {
+    bool finishing;
+    {
+      absl::MutexLock lock(&service_->watches_mu_);
+      finishing = service_->finishing_;
+      if (!finishing) service_->watches_.insert(this);
+    }
+    deployment::DeploymentManager::Subscription subscription =
+        service_->deployments_->Subscribe([this](const ActiveCalibration& active) { OnChange(active); });
+    absl::MutexLock lock(&mu_);
+    subscription_ = subscription.id;
+    if (finishing) {
+      FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
+      return;
+    }
+    if (!pending_.has_value()) pending_ = std::move(subscription.current);
+    MaybeWriteLocked();
+  }
+
+  // Ends the watch from outside gRPC's callbacks (shutdown).
+  void End(const grpc::Status& status) {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(status);
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"));
+      return;
+    }
+    MaybeWriteLocked();
+  }
+
+  void OnCancel() override { End(grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled the watch")); }
+
+  void OnDone() override {
+    // Unsubscribe waits out a running callback: nothing touches this object afterwards.
+    service_->deployments_->Unsubscribe(subscription_);
+    {
+      absl::MutexLock lock(&service_->watches_mu_);
+      service_->watches_.erase(this);
+    }
+    service_->watch_metrics_.Record(final_status_, absl::Now() - start_);
+    delete this;
+  }
+
+ private:
+  void OnChange(const ActiveCalibration& active) {
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    pending_ = active;
+    MaybeWriteLocked();
+  }
+
+  void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || finished_ || !pending_.has_value()) return;
+    current_ = std::move(*pending_);
+    pending_.reset();
+    writing_ = true;
+    StartWrite(&current_);
+  }
+
+  void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    final_status_ = status;
+    Finish(status);
+  }
+
+  DeploymentService* const service_;
+  const absl::Time start_;
+  absl::Mutex mu_;
+  uint64_t subscription_ = 0;  // set in the constructor, read in OnDone
+  std::optional<ActiveCalibration> pending_ ABSL_GUARDED_BY(mu_);
+  ActiveCalibration current_;  // the message being written
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status final_status_;
+};
+
+DeploymentService::DeploymentService(deployment::DeploymentManager* deployments, ThreadPool* pool,
+                                     Metrics* metrics)
+    : deployments_(deployments),
+      pool_(pool),
+      approve_metrics_(metrics->Method("/clm.v1.Deployment/Approve")),
+      promote_metrics_(metrics->Method("/clm.v1.Deployment/Promote")),
+      rollback_metrics_(metrics->Method("/clm.v1.Deployment/Rollback")),
+      get_active_metrics_(metrics->Method("/clm.v1.Deployment/GetActive")),
+      watch_metrics_(metrics->Method("/clm.v1.Deployment/WatchActive")),
+      list_metrics_(metrics->Method("/clm.v1.Deployment/List")),
+      audit_metrics_(metrics->Method("/clm.v1.Deployment/GetAudit")),
+      calibrate_metrics_(metrics->Method("/clm.v1.Deployment/Calibrate")) {}
+
+void DeploymentService::FinishWatches() {
+  absl::MutexLock lock(&watches_mu_);
+  finishing_ = true;
+  for (WatchReactor* watch : watches_) {
+    watch->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down; reconnect"));
+  }
+}
+
+grpc::ServerUnaryReactor* DeploymentService::Approve(grpc::CallbackServerContext* context,
+                                                     const clm::v1::ApproveRequest* request,
+                                                     clm::v1::DeploymentVersion* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  FinishOnPool(pool_, reactor, approve_metrics_, [this, request, response]() -> absl::Status {
+    absl::StatusOr<clm::v1::DeploymentVersion> version = deployments_->Approve(*request);
+    if (!version.ok()) return version.status();
+    *response = std::move(*version);
+    return absl::OkStatus();
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DeploymentService::Promote(grpc::CallbackServerContext* context,
+                                                     const clm::v1::PromoteRequest* request,
+                                                     clm::v1::DeploymentVersion* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  FinishOnPool(pool_, reactor, promote_metrics_, [this, request, response]() -> absl::Status {
+    absl::StatusOr<clm::v1::DeploymentVersion> version = deployments_->Promote(*request);
+    if (!version.ok()) return version.status();
+    *response = std::move(*version);
+    return absl::OkStatus();
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DeploymentService::Rollback(grpc::CallbackServerContext* context,
+                                                      const clm::v1::RollbackRequest* request,
+                                                      ActiveCalibration* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  FinishOnPool(pool_, reactor, rollback_metrics_, [this, request, response]() -> absl::Status {
+    absl::StatusOr<ActiveCalibration> active = deployments_->Rollback(*request);
+    if (!active.ok()) return active.status();
+    *response = std::move(*active);
+    return absl::OkStatus();
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DeploymentService::GetActive(grpc::CallbackServerContext* context,
+                                                       const clm::v1::GetActiveRequest* request,
+                                                       ActiveCalibration* response) {
+  const absl::Time start = absl::Now();
+  *response = deployments_->Active();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  FinishUnary(reactor, get_active_metrics_, start, grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerWriteReactor<ActiveCalibration>* DeploymentService::WatchActive(
+    grpc::CallbackServerContext* context, const clm::v1::WatchActiveRequest* request) {
+  return new WatchReactor(this);
+}
+
+grpc::ServerUnaryReactor* DeploymentService::List(grpc::CallbackServerContext* context,
+                                                  const clm::v1::ListDeploymentsRequest* request,
+                                                  clm::v1::ListDeploymentsResponse* response) {
+  const absl::Time start = absl::Now();
+  *response = deployments_->List();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  FinishUnary(reactor, list_metrics_, start, grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DeploymentService::GetAudit(grpc::CallbackServerContext* context,
+                                                      const clm::v1::GetAuditRequest* request,
+                                                      clm::v1::GetAuditResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  FinishOnPool(pool_, reactor, audit_metrics_, [this, request, response]() -> absl::Status {
+    absl::StatusOr<clm::v1::GetAuditResponse> page = deployments_->Audit(request->limit(), request->before_id());
+    if (!page.ok()) return page.status();
+    *response = std::move(*page);
+    return absl::OkStatus();
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DeploymentService::Calibrate(grpc::CallbackServerContext* context,
+                                                       const clm::v1::CalibrateRequest* request,
+                                                       clm::v1::CalibrateResponse* response) {
+  const absl::Time start = absl::Now();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<clm::v1::CalibrateResponse> calibrated = deployments_->Calibrate(*request);
+  if (calibrated.ok()) *response = std::move(*calibrated);
+  FinishUnary(reactor, calibrate_metrics_, start, ToGrpcStatus(calibrated.status()));
+  return reactor;
+}
+
+}  // namespace clm::server
