@@ -1,6 +1,6 @@
 #include "server/deployment_service.h"
 
-#include <optional>
+#include <deque>
 #include <utility>
 
 #include "absl/time/clock.h"
@@ -11,8 +11,13 @@ namespace clm::server {
 
 using clm::v1::ActiveCalibration;
 
-// Follows the active calibration: the current one at once, then every change. A change arriving while a
-// write is in flight replaces any unsent one, so a slow engine gets the newest state, never a backlog.
+namespace {
+constexpr size_t kMaxPending = 64;
+}  // namespace
+
+// Follows the active calibration: the current one at once, then every change, in order. Changes are rare
+// (people approve and roll back), so they queue; should a client stop reading while more than
+// kMaxPending changes pile up, the oldest unsent ones are dropped: what an engine needs is the newest.
 class DeploymentService::WatchReactor final : public grpc::ServerWriteReactor<ActiveCalibration> {
  public:
   explicit WatchReactor(DeploymentService* service) : service_(service), start_(absl::Now()) {
@@ -30,7 +35,8 @@ class DeploymentService::WatchReactor final : public grpc::ServerWriteReactor<Ac
       FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
       return;
     }
-    if (!pending_.has_value()) pending_ = std::move(subscription.current);
+    // Changes delivered since the subscription are newer than `current`: it goes first.
+    pending_.push_front(std::move(subscription.current));
     MaybeWriteLocked();
   }
 
@@ -67,14 +73,15 @@ class DeploymentService::WatchReactor final : public grpc::ServerWriteReactor<Ac
   void OnChange(const ActiveCalibration& active) {
     absl::MutexLock lock(&mu_);
     if (finished_) return;
-    pending_ = active;
+    pending_.push_back(active);
+    if (pending_.size() > kMaxPending) pending_.pop_front();
     MaybeWriteLocked();
   }
 
   void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (writing_ || finished_ || !pending_.has_value()) return;
-    current_ = std::move(*pending_);
-    pending_.reset();
+    if (writing_ || finished_ || pending_.empty()) return;
+    current_ = std::move(pending_.front());
+    pending_.pop_front();
     writing_ = true;
     StartWrite(&current_);
   }
@@ -90,7 +97,7 @@ class DeploymentService::WatchReactor final : public grpc::ServerWriteReactor<Ac
   const absl::Time start_;
   absl::Mutex mu_;
   uint64_t subscription_ = 0;  // set in the constructor, read in OnDone
-  std::optional<ActiveCalibration> pending_ ABSL_GUARDED_BY(mu_);
+  std::deque<ActiveCalibration> pending_ ABSL_GUARDED_BY(mu_);
   ActiveCalibration current_;  // the message being written
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;

@@ -13,7 +13,7 @@ namespace clm::server {
 
 // clm.v1.Deployment over the callback API. Changes (approve, promote, rollback) and the audit go through
 // the query pool (they write the store); GetActive, List and Calibrate answer from memory on the gRPC
-// thread; WatchActive writes the latest active calibration, one write at a time, coalescing bursts.
+// thread; WatchActive writes every change in order, one write at a time.
 class DeploymentService final : public clm::v1::Deployment::CallbackService {
  public:
   DeploymentService(deployment::DeploymentManager* deployments, ThreadPool* pool, Metrics* metrics);
