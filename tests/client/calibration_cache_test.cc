@@ -168,6 +168,9 @@ TEST(CalibrationCacheTest, SwapsUnderConcurrentReaders) {
       }
     });
   }
+  // Publish only once the readers run, so the swaps really race with reads (on a loaded machine the
+  // threads may start late).
+  while (reads.load() == 0) std::this_thread::yield();
   for (int v = 1; v <= 200; ++v) {
     const double y = v / 1000.0;
     ASSERT_TRUE(cache.Publish({static_cast<uint64_t>(v), Isotonic({0.0, 1.0}, {y, y}), "v"}).ok());
