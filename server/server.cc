@@ -23,6 +23,7 @@
 #include "lib/deployment/deployment_manager.h"
 #include "lib/store/sqlite_deployment_store.h"
 #include "server/calibration_job_service.h"
+#include "server/deployment_metrics.h"
 #include "server/deployment_service.h"
 #include "server/job_metrics.h"
 #include "server/cadence_metrics.h"
@@ -67,7 +68,9 @@ class Services final {
   std::unique_ptr<store::SqliteDeploymentStore> deployment_store;
   std::unique_ptr<deployment::JobSource> deployment_jobs;
   std::unique_ptr<deployment::LevelSource> deployment_levels;
+  std::unique_ptr<DeploymentMetrics> deployment_metrics;
   std::unique_ptr<deployment::DeploymentManager> deployments;
+  uint64_t deployment_subscription = 0;
   std::unique_ptr<DeploymentService> deployment_service;
   std::unique_ptr<CalibrationJobService> calibration_jobs;
 };
@@ -78,20 +81,37 @@ namespace {
 class CommitFanout final : public ingest::IngestObserver {
  public:
   // `monitor` is created after the pipeline (it needs the job system); it is set before the server serves,
-  // so before any commit.
+  // so before any commit. The deployment manager likewise, through SetDeployments.
   CommitFanout(Metrics* metrics, store::TradeStore* store, const std::unique_ptr<cadence::Monitor>& monitor)
       : metrics_(metrics), store_(store), monitor_(monitor) {}
+  void SetDeployments(deployment::DeploymentManager* deployments, DeploymentMetrics* metrics) {
+    deployment_metrics_.store(metrics);
+    deployments_.store(deployments);
+  }
   void OnCommit(const ingest::CommitStats& stats) override {
     metrics_->OnCommit(stats);
     metrics_->SetStoreSizeBytes(static_cast<double>(store_->SizeBytes()));  // two stat() calls
     // New trades: the cadence monitor evaluates once the burst settles (a flag and a signal, no waiting).
     if (stats.ok && stats.accepted > 0 && monitor_ != nullptr) monitor_->Nudge();
+    // Live measurement of what is deployed, on exactly the newly stored trades.
+    deployment::DeploymentManager* deployments = deployments_.load();
+    if (deployments != nullptr && deployments->measuring() && !stats.accepted_trades.empty()) {
+      std::vector<deployment::DeploymentManager::LiveTrade> live;
+      live.reserve(stats.accepted_trades.size());
+      for (const clm::v1::TradeOutcome* t : stats.accepted_trades) {
+        live.push_back({t->confidence(), t->outcome(), t->pnl(), t->symbol(), t->model_id()});
+      }
+      deployments->OnTradesCommitted(live);
+      deployment_metrics_.load()->Refresh(*deployments);
+    }
   }
 
  private:
   Metrics* metrics_;
   store::TradeStore* store_;
   const std::unique_ptr<cadence::Monitor>& monitor_;
+  std::atomic<deployment::DeploymentManager*> deployments_{nullptr};
+  std::atomic<DeploymentMetrics*> deployment_metrics_{nullptr};
 };
 
 // Everything that reacts to a job's end: metrics, and the cadence monitor, which re-evaluates at once so its
@@ -160,8 +180,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   pipeline_options.max_batch_trades = config.ingest().max_batch_trades();
   pipeline_options.future_tolerance = absl::Seconds(config.ingest().future_tolerance_seconds());
   pipeline_options.max_group_trades = config.ingest().max_group_trades();
-  services->commit_fanout = std::make_unique<CommitFanout>(services->metrics.get(), services->trade_store.get(),
+  auto commit_fanout = std::make_unique<CommitFanout>(services->metrics.get(), services->trade_store.get(),
                                                            services->cadence_monitor);
+  CommitFanout* commit_events = commit_fanout.get();
+  services->commit_fanout = std::move(commit_fanout);
   services->pipeline = std::make_unique<ingest::IngestPipeline>(services->trade_store.get(), pipeline_options,
                                                                 services->commit_fanout.get());
   services->query_pool = std::make_unique<ThreadPool>("query pool", 2, 256);
@@ -215,12 +237,31 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   services->deployment_levels = std::make_unique<LevelsForDeployment>(services->cadence_monitor.get());
   deployment::DeploymentManager::Options deployment_options;
   deployment_options.active_json_path = config.deployment().active_json_path();
+  deployment_options.auto_rollback = !config.deployment().auto_rollback_disabled();
+  deployment_options.auto_rollback_margin = config.deployment().auto_rollback_margin();
+  deployment_options.auto_rollback_min_trades = config.deployment().auto_rollback_min_trades();
+  ThreadPool* pool = services->query_pool.get();
+  deployment_options.run_async = [pool](std::function<void()> task) {
+    absl::Status scheduled = pool->Schedule(std::move(task));
+    if (!scheduled.ok()) spdlog::error("deployment: cannot schedule the automatic rollback: {}", scheduled.ToString());
+  };
   absl::StatusOr<std::unique_ptr<deployment::DeploymentManager>> deployments = deployment::DeploymentManager::Create(
       services->deployment_store.get(), services->deployment_jobs.get(), services->deployment_levels.get(),
       deployment_options);
   if (!deployments.ok()) return deployments.status();
   services->deployments = std::move(*deployments);
   services->job_launcher->SetDeployment(services->deployments.get());
+  services->deployment_metrics = std::make_unique<DeploymentMetrics>(*services->metrics->registry());
+  services->deployment_metrics->Refresh(*services->deployments);
+  {
+    DeploymentMetrics* metrics = services->deployment_metrics.get();
+    deployment::DeploymentManager* deployments = services->deployments.get();
+    services->deployment_subscription =
+        deployments->Subscribe([metrics, deployments](const clm::v1::ActiveCalibration&) {
+          metrics->Refresh(*deployments);
+        }).id;
+  }
+  commit_events->SetDeployments(services->deployments.get(), services->deployment_metrics.get());
   services->deployment_service = std::make_unique<DeploymentService>(
       services->deployments.get(), services->query_pool.get(), services->metrics.get());
 

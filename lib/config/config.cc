@@ -77,6 +77,13 @@ absl::StatusOr<clm::v1::ServerConfig> ResolveServerConfig(const clm::v1::ServerC
   auto* jobs = c.mutable_jobs();
   if (jobs->workers() == 0) jobs->set_workers(1);
   if (jobs->max_queued() == 0) jobs->set_max_queued(32);
+  auto* deployment = c.mutable_deployment();
+  if (deployment->auto_rollback_margin() == 0.0) deployment->set_auto_rollback_margin(0.01);
+  if (deployment->auto_rollback_min_trades() == 0) deployment->set_auto_rollback_min_trades(200);
+  if (!(deployment->auto_rollback_margin() > 0.0 && deployment->auto_rollback_margin() <= 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat("deployment.auto_rollback_margin: must be within (0, 1], got ",
+                                                   deployment->auto_rollback_margin()));
+  }
   auto* limits = c.mutable_limits();
   if (limits->max_receive_message_bytes() == 0) limits->set_max_receive_message_bytes(16 << 20);
   if (limits->memory_quota_bytes() == 0) limits->set_memory_quota_bytes(1ULL << 30);
@@ -90,6 +97,7 @@ absl::StatusOr<clm::v1::ServerConfig> ResolveServerConfig(const clm::v1::ServerC
            InRange("ingest.max_inflight_batches_per_stream", ingest->max_inflight_batches_per_stream(), 1, 1024),
            InRange("ingest.max_ingest_streams", ingest->max_ingest_streams(), 1, 10000),
            InRange("jobs.workers", jobs->workers(), 1, 64),
+           InRange("deployment.auto_rollback_min_trades", deployment->auto_rollback_min_trades(), 1, 10000000),
            InRange("jobs.max_queued", jobs->max_queued(), 1, 10000),
            InRange("limits.max_receive_message_bytes", limits->max_receive_message_bytes(), 1024, 1u << 30),
            InRange("limits.memory_quota_bytes", limits->memory_quota_bytes(), 16ULL << 20, 1ULL << 40),

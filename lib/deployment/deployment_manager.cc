@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -140,6 +141,7 @@ absl::StatusOr<std::unique_ptr<DeploymentManager>> DeploymentManager::Create(Dep
     manager->changed_at_ns_ = state->changed_at_ns;
     absl::Status compiled = manager->Recompile();
     if (!compiled.ok()) return compiled;
+    manager->measuring_.store(manager->production_ != 0 || manager->shadow_ != 0);
     active = manager->ActiveLocked();
   }
   // The file follows the store: after a crash between a commit and its file write, the start repairs it.
@@ -214,16 +216,22 @@ absl::Status DeploymentManager::Apply(std::vector<DeploymentVersion> changed, ui
   absl::MutexLock subs_lock(&subs_mu_);  // held across the update so a new watcher misses nothing
   {
     absl::MutexLock lock(&mu_);
-    for (DeploymentVersion& v : changed) versions_[v.version()] = std::move(v);
+    for (DeploymentVersion& v : changed) {
+      // Live figures are "since it was deployed": a version entering shadow or production starts afresh.
+      if (v.stage() == clm::v1::STAGE_SHADOW || v.stage() == clm::v1::STAGE_PRODUCTION) live_[v.version()] = Live();
+      versions_[v.version()] = std::move(v);
+    }
     production_ = production;
     shadow_ = shadow;
     sequence_ = sequence;
     changed_at_ns_ = now_ns;
     absl::Status compiled = Recompile();
     if (!compiled.ok()) spdlog::error("deployment: {}", compiled.ToString());
+    measuring_.store(production_ != 0 || shadow_ != 0);
     switch (audit.action()) {
       case AuditEntry::APPROVE: ++counters_.approvals; break;
       case AuditEntry::PROMOTE: ++counters_.promotions; break;
+      case AuditEntry::AUTO_ROLLBACK: ++counters_.auto_rollbacks; break;
       default: ++counters_.rollbacks; break;
     }
     active = ActiveLocked();
@@ -304,6 +312,7 @@ absl::StatusOr<DeploymentVersion> DeploymentManager::Approve(const clm::v1::Appr
   *version.mutable_model_maps() = job->result().model_maps();
   *version.mutable_evaluation() = job->result().evaluation();
   *version.mutable_safety() = safety;
+  version.set_win_rate_before(job->result().base_rate());
   version.set_approved_by(request.approver());
   version.set_reason(request.reason());
   *version.mutable_approved_at() = Now();
@@ -360,9 +369,26 @@ absl::StatusOr<DeploymentVersion> DeploymentManager::Promote(const clm::v1::Prom
 
 absl::StatusOr<ActiveCalibration> DeploymentManager::Rollback(const clm::v1::RollbackRequest& request) {
   if (absl::Status actor = CheckActor(request.approver(), request.reason()); !actor.ok()) return actor;
+  return DoRollback(request, AuditEntry::ROLLBACK);
+}
+
+void DeploymentManager::AutoRollback(uint64_t version, const std::string& why) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (production_ != version) return;  // a person changed production meanwhile
+  }
+  clm::v1::RollbackRequest request;
+  request.set_approver("clm-auto-rollback");
+  request.set_reason(why);
+  absl::StatusOr<ActiveCalibration> active = DoRollback(request, AuditEntry::AUTO_ROLLBACK);
+  if (!active.ok()) spdlog::error("deployment: automatic rollback of v{} failed: {}", version, active.status().ToString());
+}
+
+absl::StatusOr<ActiveCalibration> DeploymentManager::DoRollback(const clm::v1::RollbackRequest& request,
+                                                                AuditEntry::Action action) {
   absl::MutexLock change(&change_mu_);
   AuditEntry audit;
-  audit.set_action(AuditEntry::ROLLBACK);
+  audit.set_action(action);
   audit.set_actor(request.approver());
   audit.set_stage(clm::v1::STAGE_PRODUCTION);
   audit.set_reason(request.reason());
@@ -424,7 +450,11 @@ ActiveCalibration DeploymentManager::Active() const {
 clm::v1::ListDeploymentsResponse DeploymentManager::List() const {
   clm::v1::ListDeploymentsResponse response;
   absl::MutexLock lock(&mu_);
-  for (auto it = versions_.rbegin(); it != versions_.rend(); ++it) *response.add_versions() = it->second;
+  for (auto it = versions_.rbegin(); it != versions_.rend(); ++it) {
+    clm::v1::DeploymentVersion* v = response.add_versions();
+    *v = it->second;
+    *v->mutable_live() = KpisLocked(it->first);
+  }
   return response;
 }
 
@@ -453,6 +483,82 @@ absl::StatusOr<clm::v1::CalibrateResponse> DeploymentManager::Calibrate(
   }
   response.set_version(compiled ? compiled->version : 0);
   return response;
+}
+
+clm::v1::LiveKpis DeploymentManager::Kpis(uint64_t version) const {
+  absl::MutexLock lock(&mu_);
+  return KpisLocked(version);
+}
+
+clm::v1::LiveKpis DeploymentManager::KpisLocked(uint64_t version) const {
+  clm::v1::LiveKpis kpis;
+  auto it = live_.find(version);
+  if (it == live_.end()) return kpis;
+  const Live& live = it->second;
+  kpis.set_trades(live.trades);
+  kpis.set_trades_seen(live.seen);
+  kpis.set_shadow_trades(live.shadow_trades);
+  if (live.trades > 0) {
+    kpis.set_mse_raw(live.sq_raw / static_cast<double>(live.trades));
+    kpis.set_mse_production(live.sq_production / static_cast<double>(live.trades));
+    kpis.set_win_rate(static_cast<double>(live.wins) / static_cast<double>(live.trades));
+  }
+  if (live.shadow_trades > 0) kpis.set_mse_shadow(live.sq_shadow / static_cast<double>(live.shadow_trades));
+  kpis.set_win_rate_before(versions_.at(version).win_rate_before());
+  kpis.set_cumulative_pnl(live.pnl);
+  kpis.set_max_drawdown(live.max_drawdown);
+  return kpis;
+}
+
+void DeploymentManager::OnTradesCommitted(const std::vector<LiveTrade>& trades) {
+  std::string rollback_why;
+  uint64_t rollback_version = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (production_ == 0 && shadow_ == 0) return;
+    const Compiled* production = production_compiled_.get();
+    const Compiled* shadow = shadow_compiled_.get();
+    for (uint64_t version : {production_, shadow_}) {
+      if (version == 0) continue;
+      Live& live = live_[version];
+      for (const LiveTrade& t : trades) {
+        ++live.seen;
+        live.pnl += t.pnl;
+        live.peak = std::max(live.peak, live.pnl);
+        live.max_drawdown = std::max(live.max_drawdown, live.peak - live.pnl);
+        if (t.outcome != clm::v1::TradeOutcome::WIN && t.outcome != clm::v1::TradeOutcome::LOSS) continue;
+        const double label = t.outcome == clm::v1::TradeOutcome::WIN ? 1.0 : 0.0;
+        ++live.trades;
+        if (label == 1.0) ++live.wins;
+        live.sq_raw += (t.confidence - label) * (t.confidence - label);
+        const double p = production != nullptr ? production->Apply(t.confidence, t.symbol, t.model_id) : t.confidence;
+        live.sq_production += (p - label) * (p - label);
+        if (shadow != nullptr) {
+          const double s = shadow->Apply(t.confidence, t.symbol, t.model_id);
+          live.sq_shadow += (s - label) * (s - label);
+          ++live.shadow_trades;
+        }
+      }
+    }
+    if (options_.auto_rollback && options_.run_async && production_ != 0) {
+      Live& live = live_[production_];
+      if (!live.auto_rollback_scheduled && live.trades >= options_.auto_rollback_min_trades) {
+        const double mse_raw = live.sq_raw / static_cast<double>(live.trades);
+        const double mse_production = live.sq_production / static_cast<double>(live.trades);
+        if (mse_production - mse_raw > options_.auto_rollback_margin) {
+          live.auto_rollback_scheduled = true;
+          rollback_version = production_;
+          rollback_why = absl::StrCat("live MSE of v", production_, " is ", mse_production, " against ", mse_raw,
+                                      " for the raw confidence over ", live.trades, " trades (margin ",
+                                      options_.auto_rollback_margin, ")");
+        }
+      }
+    }
+  }
+  if (rollback_version != 0) {
+    spdlog::warn("deployment: automatic rollback: {}", rollback_why);
+    options_.run_async([this, rollback_version, rollback_why] { AutoRollback(rollback_version, rollback_why); });
+  }
 }
 
 DeploymentManager::Subscription DeploymentManager::Subscribe(ActiveCallback callback) {

@@ -1,6 +1,7 @@
 #ifndef CLM_LIB_DEPLOYMENT_DEPLOYMENT_MANAGER_H_
 #define CLM_LIB_DEPLOYMENT_DEPLOYMENT_MANAGER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -71,6 +72,21 @@ class DeploymentManager final {
  public:
   struct Options {
     std::string active_json_path;  // empty: no file
+    bool auto_rollback = true;
+    double auto_rollback_margin = 0.01;
+    uint64_t auto_rollback_min_trades = 200;
+    // Runs a task off the caller's thread (the automatic rollback writes the store, and OnTradesCommitted
+    // runs on the ingest writer). Required for automatic rollback; without it there is none.
+    std::function<void(std::function<void()>)> run_async;
+  };
+
+  // A newly stored trade, as live measurement needs it.
+  struct LiveTrade {
+    double confidence = 0.0;
+    int outcome = 0;  // clm.v1.TradeOutcome.Outcome
+    double pnl = 0.0;
+    std::string symbol;
+    std::string model_id;
   };
   using ActiveCallback = std::function<void(const clm::v1::ActiveCalibration&)>;
 
@@ -89,6 +105,15 @@ class DeploymentManager final {
   absl::StatusOr<clm::v1::GetAuditResponse> Audit(uint32_t limit, uint64_t before_id);
   absl::StatusOr<clm::v1::CalibrateResponse> Calibrate(const clm::v1::CalibrateRequest& request) const;
 
+  // Scores newly stored trades by the raw confidence and the production and shadow calibrations, updates
+  // the live KPIs, and schedules the automatic rollback when production does worse than raw by more than
+  // the margin. Short lock, no I/O: safe on the ingest writer's thread.
+  void OnTradesCommitted(const std::vector<LiveTrade>& trades);
+  // Whether a calibration is deployed (production or shadow), so callers can skip building LiveTrades.
+  bool measuring() const { return measuring_.load(std::memory_order_relaxed); }
+  // The live KPIs of a version (zero when it was never deployed).
+  clm::v1::LiveKpis Kpis(uint64_t version) const;
+
   // `current` is the active calibration at registration, so a watcher sends it first and misses nothing.
   struct Subscription {
     uint64_t id = 0;
@@ -101,16 +126,26 @@ class DeploymentManager final {
   struct Counters {
     uint64_t approvals = 0;
     uint64_t promotions = 0;
-    uint64_t rollbacks = 0;
+    uint64_t rollbacks = 0;       // by a person
+    uint64_t auto_rollbacks = 0;  // by the live-MSE check
     std::map<std::string, uint64_t> refused_by_rule;
   };
   Counters counters() const;
 
  private:
   struct Compiled;
+  struct Live {
+    uint64_t trades = 0, shadow_trades = 0, seen = 0, wins = 0;
+    double sq_raw = 0, sq_production = 0, sq_shadow = 0, pnl = 0, peak = 0, max_drawdown = 0;
+    bool auto_rollback_scheduled = false;
+  };
 
   DeploymentManager(DeploymentStore* store, JobSource* jobs, LevelSource* levels, const Options& options);
   absl::Status Refuse(clm::v1::AuditEntry audit, const std::string& rule, const std::string& why);
+  absl::StatusOr<clm::v1::ActiveCalibration> DoRollback(const clm::v1::RollbackRequest& request,
+                                                        clm::v1::AuditEntry::Action action);
+  void AutoRollback(uint64_t version, const std::string& why);
+  clm::v1::LiveKpis KpisLocked(uint64_t version) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Stores the change; on success applies it in memory, tells subscribers and writes the file.
   absl::Status Apply(std::vector<clm::v1::DeploymentVersion> changed, uint64_t production, uint64_t shadow,
                      clm::v1::AuditEntry audit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
@@ -135,6 +170,8 @@ class DeploymentManager final {
   std::shared_ptr<const Compiled> production_compiled_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const Compiled> shadow_compiled_ ABSL_GUARDED_BY(mu_);
   Counters counters_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, Live> live_ ABSL_GUARDED_BY(mu_);  // per version, since it entered its current stage
+  std::atomic<bool> measuring_{false};
 
   absl::Mutex subs_mu_ ABSL_ACQUIRED_AFTER(change_mu_);
   std::map<uint64_t, ActiveCallback> subscribers_ ABSL_GUARDED_BY(subs_mu_);

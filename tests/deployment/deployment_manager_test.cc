@@ -108,10 +108,13 @@ class DeploymentManagerTest : public ::testing::Test {
     Reopen();
   }
 
-  void Reopen() {
+  void Reopen(double margin = 0.01) {
     manager_.reset();
     DeploymentManager::Options options;
     options.active_json_path = json_path_;
+    options.auto_rollback_margin = margin;
+    options.auto_rollback_min_trades = 200;
+    options.run_async = [](std::function<void()> task) { task(); };
     auto manager = DeploymentManager::Create(failing_.get(), &jobs_, &levels_, options);
     ASSERT_TRUE(manager.ok()) << manager.status();
     manager_ = std::move(*manager);
@@ -319,6 +322,62 @@ TEST_F(DeploymentManagerTest, SubscribersSeeEveryChangeInOrder) {
   EXPECT_EQ(seen[0].production_version(), 1u);
   EXPECT_EQ(seen[1].shadow_version(), 2u);
   EXPECT_EQ(seen[2].production_version(), 0u);
+}
+
+std::vector<DeploymentManager::LiveTrade> Losses(int n, double confidence, double pnl = -1.0) {
+  std::vector<DeploymentManager::LiveTrade> trades(n);
+  for (auto& t : trades) {
+    t.confidence = confidence;
+    t.outcome = clm::v1::TradeOutcome::LOSS;
+    t.pnl = pnl;
+    t.symbol = "BTCUSDT";
+  }
+  return trades;
+}
+
+TEST_F(DeploymentManagerTest, LiveShadowScoringAndKpisSideBySide) {
+  ASSERT_TRUE(Approve("cal_a", clm::v1::STAGE_PRODUCTION).ok());  // v1: everything -> 0.40
+  ASSERT_TRUE(Approve("cal_b", clm::v1::STAGE_SHADOW).ok());      // v2: everything -> 0.55
+  std::vector<DeploymentManager::LiveTrade> trades = Losses(3, 0.5, -2.0);
+  trades.push_back({0.5, clm::v1::TradeOutcome::WIN, 10.0, "ETHUSDT", ""});
+  trades.push_back({0.5, clm::v1::TradeOutcome::NEUTRAL, 0.0, "ETHUSDT", ""});
+  manager_->OnTradesCommitted(trades);
+
+  const clm::v1::LiveKpis production = manager_->Kpis(1);
+  EXPECT_EQ(production.trades(), 4u);
+  EXPECT_EQ(production.trades_seen(), 5u);
+  EXPECT_DOUBLE_EQ(production.mse_raw(), 0.25);                                   // |0.5 - label| = 0.5
+  EXPECT_DOUBLE_EQ(production.mse_production(), (3 * 0.16 + 0.36) / 4);          // 0.40 vs 0, 0, 0, 1
+  EXPECT_DOUBLE_EQ(production.mse_shadow(), (3 * 0.3025 + 0.2025) / 4);           // 0.55
+  EXPECT_EQ(production.shadow_trades(), 4u);
+  EXPECT_DOUBLE_EQ(production.win_rate(), 0.25);
+  EXPECT_DOUBLE_EQ(production.cumulative_pnl(), 4.0);
+  EXPECT_DOUBLE_EQ(production.max_drawdown(), 6.0);                               // 0 -> -6 before the win
+  auto list = manager_->List();
+  EXPECT_EQ(list.versions(1).live().trades(), 4u) << "List carries the live KPIs";
+}
+
+TEST_F(DeploymentManagerTest, AutomaticRollbackOnALiveRegressionButNotJustUnderTheMargin) {
+  jobs_.Add(FlatJob("cal_under", 0.5098));  // live MSE 0.25989604 vs raw 0.25: 0.0099 worse
+  jobs_.Add(FlatJob("cal_over", 0.5102));   // 0.26030404 vs 0.25: 0.0103 worse
+  ASSERT_TRUE(Approve("cal_a", clm::v1::STAGE_PRODUCTION).ok());      // v1
+  ASSERT_TRUE(Approve("cal_under", clm::v1::STAGE_PRODUCTION).ok());  // v2
+  manager_->OnTradesCommitted(Losses(500, 0.5));
+  EXPECT_EQ(manager_->Active().production_version(), 2u) << "0.0099 worse is within the 0.01 margin";
+
+  ASSERT_TRUE(Approve("cal_over", clm::v1::STAGE_PRODUCTION).ok());  // v3
+  manager_->OnTradesCommitted(Losses(199, 0.5));
+  EXPECT_EQ(manager_->Active().production_version(), 3u) << "too few trades to judge yet";
+  manager_->OnTradesCommitted(Losses(1, 0.5));
+  EXPECT_EQ(manager_->Active().production_version(), 2u) << "rolled back to the previous version by itself";
+  EXPECT_EQ(manager_->counters().auto_rollbacks, 1u);
+  auto audit = manager_->Audit(1, 0);
+  ASSERT_TRUE(audit.ok());
+  EXPECT_EQ(audit->entries(0).action(), AuditEntry::AUTO_ROLLBACK);
+  EXPECT_EQ(audit->entries(0).actor(), "clm-auto-rollback");
+  EXPECT_EQ(audit->entries(0).from_version(), 3u);
+  EXPECT_EQ(audit->entries(0).to_version(), 2u);
+  EXPECT_NE(audit->entries(0).reason().find("over 200 trades"), std::string::npos) << audit->entries(0).reason();
 }
 
 }  // namespace
