@@ -22,13 +22,14 @@ namespace {
 // The README's example job id (the audit report's), replaced by the id Submit returns.
 constexpr char kExampleJobId[] = "cal_20260209_215107";
 
-std::vector<std::string> ReadmeCommands() {
+std::vector<std::string> ReadmeCommands(const std::string& begin_marker = "<!-- grpcurl:begin -->",
+                                        const std::string& end_marker = "<!-- grpcurl:end -->") {
   std::ifstream in(CLM_README_PATH);
   std::stringstream text;
   text << in.rdbuf();
   std::string readme = text.str();
-  const size_t begin = readme.find("<!-- grpcurl:begin -->");
-  const size_t end = readme.find("<!-- grpcurl:end -->");
+  const size_t begin = readme.find(begin_marker);
+  const size_t end = readme.find(end_marker);
   std::vector<std::string> commands;
   if (begin == std::string::npos || end == std::string::npos) return commands;
   std::istringstream section(readme.substr(begin, end - begin));
@@ -133,6 +134,20 @@ TEST(ReadmeGrpcurlTest, EveryDocumentedCommandWorks) {
     }
   }
   EXPECT_FALSE(job_id.empty()) << "the section never submits a job";
+
+  // The commands that change deployments: each names a real method and parses as its request.
+  std::vector<std::string> syntax_only = ReadmeCommands("<!-- grpcurl:syntax-begin -->", "<!-- grpcurl:syntax-end -->");
+  EXPECT_GE(syntax_only.size(), 3u);
+  for (const std::string& command : syntax_only) {
+    SCOPED_TRACE(command);
+    std::vector<std::string> words = Words(command);
+    ASSERT_EQ(words.size(), 6u);
+    ASSERT_EQ(words[2], "-d");
+    const size_t slash = words[5].find('/');
+    ASSERT_NE(slash, std::string::npos);
+    absl::Status valid = client->ValidateRequest(words[5].substr(0, slash), words[5].substr(slash + 1), words[3]);
+    EXPECT_TRUE(valid.ok()) << valid;
+  }
   client.reset();
   EXPECT_EQ(server.Stop(), 0);
 }

@@ -218,6 +218,17 @@ absl::StatusOr<std::vector<std::string>> ReflectionClient::CallStream(const std:
   return out;
 }
 
+absl::Status ReflectionClient::ValidateRequest(const std::string& service, const std::string& method,
+                                               const std::string& json_request) {
+  absl::StatusOr<const google::protobuf::MethodDescriptor*> m = FindMethod(service, method);
+  if (!m.ok()) return m.status();
+  google::protobuf::DynamicMessageFactory factory(pool_.get());
+  std::unique_ptr<google::protobuf::Message> request(factory.GetPrototype((*m)->input_type())->New());
+  auto parsed = google::protobuf::util::JsonStringToMessage(json_request, request.get());
+  if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat("request JSON: ", parsed.ToString()));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> ReflectionClient::CallUnary(const std::string& service, const std::string& method,
                                                         const std::string& json_request) {
   absl::StatusOr<const google::protobuf::MethodDescriptor*> found = FindMethod(service, method);

@@ -32,6 +32,11 @@ class ReflectionClient final {
   absl::StatusOr<std::string> CallUnary(const std::string& service, const std::string& method,
                                         const std::string& json_request);
 
+  // Checks, without calling, that `json_request` is a valid request of the method (as grpcurl would parse
+  // it before sending).
+  absl::Status ValidateRequest(const std::string& service, const std::string& method,
+                               const std::string& json_request);
+
   // Like `grpcurl -d @` for a streaming method (client, server or bidi streaming): sends every request,
   // half-closes, and collects the responses as JSON. A stream that does not end by itself (a watch) is
   // cancelled after `max_responses`, which then counts as success.
