@@ -1,6 +1,6 @@
 // Bad input, across every service, against the real binary: each request gets its precise error (the code,
 // and a message naming the field and the reason), and nothing else changes: no trade stored, no job
-// created, the mode untouched. Requests are written as grpcurl would send them.
+// created, no deployment version or audit entry, the mode untouched. Requests are written as grpcurl would send them.
 #include <signal.h>
 
 #include <string>
@@ -125,6 +125,21 @@ TEST_F(BadInputTest, EveryBadRequestGetsItsPreciseErrorAndChangesNothing) {
        "state: unknown job state 99"},
       {"clm.v1.CalibrationJob", "List", R"({"pageToken": "not-a-token"})", absl::StatusCode::kInvalidArgument,
        "page_token: not a token from a previous List"},
+      // Deployment.
+      {"clm.v1.Deployment", "Approve", R"({"jobId": "cal_1", "stage": "STAGE_SHADOW", "reason": "why"})",
+       absl::StatusCode::kInvalidArgument, "approver: is required"},
+      {"clm.v1.Deployment", "Approve", R"({"jobId": "cal_1", "stage": "STAGE_SHADOW", "approver": "alice"})",
+       absl::StatusCode::kInvalidArgument, "reason: is required"},
+      {"clm.v1.Deployment", "Approve", R"({"jobId": "cal_1", "approver": "alice", "reason": "why"})",
+       absl::StatusCode::kInvalidArgument, "stage: must be STAGE_SHADOW or STAGE_PRODUCTION"},
+      {"clm.v1.Deployment", "Approve", R"({"stage": "STAGE_SHADOW", "approver": "alice", "reason": "why"})",
+       absl::StatusCode::kInvalidArgument, "job_id: is required"},
+      {"clm.v1.Deployment", "Rollback", R"({"reason": "why"})", absl::StatusCode::kInvalidArgument,
+       "approver: is required"},
+      {"clm.v1.Deployment", "Calibrate", R"({"confidences": [0.5, 1.5]})", absl::StatusCode::kInvalidArgument,
+       "confidences[1]: must be within [0, 1], got 1.5"},
+      {"clm.v1.Deployment", "GetAudit", R"({"limit": 1001})", absl::StatusCode::kInvalidArgument,
+       "limit: must be at most 1000, got 1001"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(absl::StrCat(c.service, "/", c.method, " ", c.json.substr(0, 120)));
@@ -178,6 +193,12 @@ TEST_F(BadInputTest, EveryBadRequestGetsItsPreciseErrorAndChangesNothing) {
   auto jobs = client_->CallUnary("clm.v1.CalibrationJob", "List", "{}");
   ASSERT_TRUE(jobs.ok());
   EXPECT_EQ(*jobs, "{}") << "a bad request created a job";
+  auto versions = client_->CallUnary("clm.v1.Deployment", "List", "{}");
+  ASSERT_TRUE(versions.ok());
+  EXPECT_EQ(*versions, "{}") << "a bad request created a deployment version";
+  auto audit = client_->CallUnary("clm.v1.Deployment", "GetAudit", "{}");
+  ASSERT_TRUE(audit.ok());
+  EXPECT_EQ(*audit, "{}") << "a malformed request reached the deployment audit";
   auto policy = client_->CallUnary("clm.v1.CadenceStatus", "GetPolicy", "{}");
   ASSERT_TRUE(policy.ok());
   EXPECT_NE(policy->find(R"("mode":"LOGGING_ONLY")"), std::string::npos) << *policy;

@@ -36,7 +36,8 @@ class ReflectionTest : public ::testing::Test {
 TEST_F(ReflectionTest, ListShowsEveryService) {
   auto services = client_->ListServices();
   ASSERT_TRUE(services.ok()) << services.status();
-  for (const char* expected : {"clm.v1.TradeIngest", "clm.v1.CadenceStatus", "grpc.health.v1.Health"}) {
+  for (const char* expected : {"clm.v1.TradeIngest", "clm.v1.CadenceStatus", "clm.v1.CalibrationJob",
+                               "clm.v1.Deployment", "grpc.health.v1.Health"}) {
     EXPECT_NE(std::find(services->begin(), services->end(), expected), services->end()) << expected;
   }
 }
