@@ -29,8 +29,8 @@ using clm::v1::DeploymentVersion;
 constexpr size_t kMaxNameBytes = 128;
 constexpr size_t kMaxReasonBytes = 1024;
 
-google::protobuf::Timestamp Now() {
-  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
+google::protobuf::Timestamp ToTimestamp(int64_t ns) {
+  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(ns);
 }
 
 absl::Status CheckActor(const std::string& approver, const std::string& reason) {
@@ -45,11 +45,11 @@ absl::Status CheckActor(const std::string& approver, const std::string& reason) 
   return absl::OkStatus();
 }
 
-void ChangeStage(DeploymentVersion& version, DeploymentStage stage, const std::string& by,
+void ChangeStage(DeploymentVersion& version, DeploymentStage stage, int64_t at_ns, const std::string& by,
                  const std::string& reason) {
   version.set_stage(stage);
   clm::v1::StageChange* change = version.add_history();
-  *change->mutable_at() = Now();
+  *change->mutable_at() = ToTimestamp(at_ns);
   change->set_stage(stage);
   change->set_by(by);
   change->set_reason(reason);
@@ -73,13 +73,21 @@ absl::Status WriteAtomically(const std::string& path, const std::string& text) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       ::close(fd);
+      ::unlink(tmp.c_str());
       return absl::UnavailableError(absl::StrCat(tmp, ": ", std::strerror(errno)));
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) return absl::UnavailableError(absl::StrCat(tmp, ": fsync failed"));
+  const bool synced = ::fsync(fd) == 0;
+  const bool closed = ::close(fd) == 0;
+  if (!synced || !closed) {
+    ::unlink(tmp.c_str());
+    return absl::UnavailableError(absl::StrCat(tmp, ": fsync or close failed"));
+  }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(errno)));
+    const int error = errno;
+    ::unlink(tmp.c_str());
+    return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(error)));
   }
   std::string dir = std::filesystem::path(path).parent_path().string();
   if (dir.empty()) dir = ".";
@@ -174,12 +182,13 @@ ActiveCalibration DeploymentManager::ActiveLocked() const {
   active.set_sequence(sequence_);
   active.set_production_version(production_);
   active.set_shadow_version(shadow_);
-  *active.mutable_changed_at() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(changed_at_ns_);
+  *active.mutable_changed_at() = ToTimestamp(changed_at_ns_);
   if (production_ != 0) {
     const DeploymentVersion& p = versions_.at(production_);
     *active.mutable_production_map() = p.map();
     *active.mutable_symbol_maps() = p.symbol_maps();
     *active.mutable_model_maps() = p.model_maps();
+    *active.mutable_ensemble_weights() = p.ensemble_weights();
   }
   if (shadow_ != 0) *active.mutable_shadow_map() = versions_.at(shadow_).map();
   return active;
@@ -189,7 +198,7 @@ absl::Status DeploymentManager::Refuse(AuditEntry audit, const std::string& rule
   audit.set_ok(false);
   audit.set_rule(rule);
   audit.set_reason(absl::StrCat(why, " (reason given: ", audit.reason(), ")"));
-  *audit.mutable_at() = Now();
+  *audit.mutable_at() = ToTimestamp(NowNs());
   absl::Status stored = store_->AppendAudit(audit);
   if (!stored.ok()) spdlog::warn("deployment: could not audit a refusal: {}", stored.ToString());
   {
@@ -199,16 +208,38 @@ absl::Status DeploymentManager::Refuse(AuditEntry audit, const std::string& rule
   return absl::FailedPreconditionError(absl::StrCat("rule ", rule, ": ", why));
 }
 
+int64_t DeploymentManager::NowNs() {
+  return absl::ToUnixNanos(options_.clock != nullptr ? options_.clock->Now() : absl::Now());
+}
+
+bool DeploymentManager::IsAutomatic(const std::string& actor) const {
+  return std::find(options_.automatic_actors.begin(), options_.automatic_actors.end(), actor) !=
+         options_.automatic_actors.end();
+}
+
+absl::Status DeploymentManager::CheckLevel(clm::v1::AuthorizationLevel needed, const clm::v1::CadenceReport& report,
+                                           const AuditEntry& audit) {
+  bool authorized = false;
+  std::string why = "the level is not in the cadence report";
+  for (const clm::v1::LevelStatus& level : report.levels()) {
+    if (level.level() != needed) continue;
+    authorized = level.authorized();
+    why = level.reason();
+  }
+  if (authorized) return absl::OkStatus();
+  return Refuse(audit, "level_authorized",
+                absl::StrCat(clm::v1::AuthorizationLevel_Name(needed), " level is not authorized: ", why));
+}
+
 absl::Status DeploymentManager::Apply(std::vector<DeploymentVersion> changed, uint64_t production,
-                                      uint64_t shadow, AuditEntry audit) {
-  const int64_t now_ns = absl::ToUnixNanos(absl::Now());
+                                      uint64_t shadow, AuditEntry audit, int64_t now_ns) {
   uint64_t sequence;
   {
     absl::MutexLock lock(&mu_);
     sequence = sequence_ + 1;
   }
   audit.set_ok(true);
-  *audit.mutable_at() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(now_ns);
+  *audit.mutable_at() = ToTimestamp(now_ns);
   absl::Status stored = store_->Commit(changed, production, shadow, sequence, now_ns, audit);
   if (!stored.ok()) return stored;  // nothing changed, in the store or here
 
@@ -249,6 +280,9 @@ absl::StatusOr<DeploymentVersion> DeploymentManager::Approve(const clm::v1::Appr
   if (request.stage() != clm::v1::STAGE_SHADOW && request.stage() != clm::v1::STAGE_PRODUCTION) {
     return absl::InvalidArgumentError("stage: must be STAGE_SHADOW or STAGE_PRODUCTION");
   }
+  if (request.include_ensemble_weights() && request.stage() != clm::v1::STAGE_PRODUCTION) {
+    return absl::InvalidArgumentError("include_ensemble_weights: only with stage STAGE_PRODUCTION");
+  }
   absl::MutexLock change(&change_mu_);
   AuditEntry audit;
   audit.set_action(AuditEntry::APPROVE);
@@ -273,22 +307,28 @@ absl::StatusOr<DeploymentVersion> DeploymentManager::Approve(const clm::v1::Appr
                   absl::StrCat("job ", job->id(), " failed safety validation: ",
                                safety.errors().empty() ? "no calibration map" : absl::StrJoin(safety.errors(), "; ")));
   }
-  // A calibration into production needs the CALIBRATION level; shadow needs SHADOW.
-  const clm::v1::AuthorizationLevel needed =
-      request.stage() == clm::v1::STAGE_SHADOW ? clm::v1::SHADOW : clm::v1::CALIBRATION;
+  const clm::v1::EnsembleCheck& ensemble = job->result().ensemble();
+  if (request.include_ensemble_weights()) {
+    if (IsAutomatic(request.approver())) {
+      return Refuse(audit, "manual_approval",
+                    absl::StrCat("ensemble weights go into production only with a person's approval, not ",
+                                 request.approver(), "'s"));
+    }
+    if (!ensemble.has_model_data() || ensemble.models().empty()) {
+      return Refuse(audit, "ensemble_available",
+                    absl::StrCat("job ", job->id(), " has no ensemble weights: no trade carried model confidences"));
+    }
+  }
+  // A calibration into production needs the CALIBRATION level; shadow needs SHADOW; ensemble weights
+  // into production need PRODUCTION as well.
   absl::StatusOr<clm::v1::CadenceReport> report = levels_->CurrentReport();
   if (!report.ok()) return report.status();
-  bool authorized = false;
-  std::string why = "the level is not in the cadence report";
-  for (const clm::v1::LevelStatus& level : report->levels()) {
-    if (level.level() != needed) continue;
-    authorized = level.authorized();
-    why = level.reason();
-  }
-  if (!authorized) {
-    return Refuse(audit, "level_authorized",
-                  absl::StrCat(clm::v1::AuthorizationLevel_Name(needed), " level is not authorized: ", why));
-  }
+  absl::Status level = CheckLevel(
+      request.stage() == clm::v1::STAGE_SHADOW ? clm::v1::SHADOW : clm::v1::CALIBRATION, *report, audit);
+  if (level.ok() && request.include_ensemble_weights()) level = CheckLevel(clm::v1::PRODUCTION, *report, audit);
+  if (!level.ok()) return level;
+
+  const int64_t now_ns = NowNs();
 
   std::vector<DeploymentVersion> changed;
   DeploymentVersion version;
@@ -302,7 +342,8 @@ absl::StatusOr<DeploymentVersion> DeploymentManager::Approve(const clm::v1::Appr
     const uint64_t replaced = request.stage() == clm::v1::STAGE_SHADOW ? shadow_ : production_;
     if (replaced != 0) {
       DeploymentVersion old = versions_.at(replaced);
-      ChangeStage(old, clm::v1::STAGE_RETIRED, request.approver(), absl::StrCat("replaced by v", version.version()));
+      ChangeStage(old, clm::v1::STAGE_RETIRED, now_ns, request.approver(),
+                  absl::StrCat("replaced by v", version.version()));
       changed.push_back(std::move(old));
     }
   }
@@ -312,11 +353,17 @@ absl::StatusOr<DeploymentVersion> DeploymentManager::Approve(const clm::v1::Appr
   *version.mutable_model_maps() = job->result().model_maps();
   *version.mutable_evaluation() = job->result().evaluation();
   *version.mutable_safety() = safety;
-  version.set_win_rate_before(job->result().base_rate());
+  // The win rate of the fitted data (WIN / (WIN + LOSS)), whatever label neutrals were given.
+  const uint64_t decided = job->result().wins() + job->result().losses();
+  version.set_win_rate_before(decided == 0 ? 0.0
+                                           : static_cast<double>(job->result().wins()) / static_cast<double>(decided));
+  if (request.include_ensemble_weights()) {
+    for (const auto& model : ensemble.models()) (*version.mutable_ensemble_weights())[model.model()] = model.proposed_weight();
+  }
   version.set_approved_by(request.approver());
   version.set_reason(request.reason());
-  *version.mutable_approved_at() = Now();
-  ChangeStage(version, request.stage(), request.approver(), request.reason());
+  *version.mutable_approved_at() = ToTimestamp(now_ns);
+  ChangeStage(version, request.stage(), now_ns, request.approver(), request.reason());
   if (request.stage() == clm::v1::STAGE_SHADOW) {
     shadow = version.version();
   } else {
@@ -324,7 +371,7 @@ absl::StatusOr<DeploymentVersion> DeploymentManager::Approve(const clm::v1::Appr
   }
   audit.set_to_version(version.version());
   changed.push_back(version);
-  absl::Status applied = Apply(std::move(changed), production, shadow, audit);
+  absl::Status applied = Apply(std::move(changed), production, shadow, audit, now_ns);
   if (!applied.ok()) return applied;
   return version;
 }
@@ -350,43 +397,52 @@ absl::StatusOr<DeploymentVersion> DeploymentManager::Promote(const clm::v1::Prom
     }
   }
   if (!refusal.empty()) return Refuse(audit, "is_shadow", refusal);
+  const int64_t now_ns = NowNs();
   {
     absl::MutexLock lock(&mu_);
     promoted = versions_.at(shadow_);
     audit.set_job_id(promoted.job_id());
     if (production_ != 0) {
       DeploymentVersion old = versions_.at(production_);
-      ChangeStage(old, clm::v1::STAGE_RETIRED, request.approver(), absl::StrCat("replaced by v", promoted.version()));
+      ChangeStage(old, clm::v1::STAGE_RETIRED, now_ns, request.approver(),
+                  absl::StrCat("replaced by v", promoted.version()));
       changed.push_back(std::move(old));
     }
   }
-  ChangeStage(promoted, clm::v1::STAGE_PRODUCTION, request.approver(), request.reason());
+  ChangeStage(promoted, clm::v1::STAGE_PRODUCTION, now_ns, request.approver(), request.reason());
   changed.push_back(promoted);
-  absl::Status applied = Apply(std::move(changed), promoted.version(), 0, audit);
+  absl::Status applied = Apply(std::move(changed), promoted.version(), 0, audit, now_ns);
   if (!applied.ok()) return applied;
   return promoted;
 }
 
 absl::StatusOr<ActiveCalibration> DeploymentManager::Rollback(const clm::v1::RollbackRequest& request) {
+  const absl::Time requested = absl::Now();
   if (absl::Status actor = CheckActor(request.approver(), request.reason()); !actor.ok()) return actor;
-  return DoRollback(request, AuditEntry::ROLLBACK);
+  if (request.approver() == kAutoRollbackActor) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("approver: \"", kAutoRollbackActor, "\" is reserved for the automatic rollback"));
+  }
+  return DoRollback(request, AuditEntry::ROLLBACK, requested);
 }
 
-void DeploymentManager::AutoRollback(uint64_t version, const std::string& why) {
+void DeploymentManager::AutoRollback(uint64_t version, const std::string& why, absl::Time detected) {
   {
     absl::MutexLock lock(&mu_);
     if (production_ != version) return;  // a person changed production meanwhile
   }
   clm::v1::RollbackRequest request;
-  request.set_approver("clm-auto-rollback");
+  request.set_approver(kAutoRollbackActor);
   request.set_reason(why);
-  absl::StatusOr<ActiveCalibration> active = DoRollback(request, AuditEntry::AUTO_ROLLBACK);
+  absl::StatusOr<ActiveCalibration> active = DoRollback(request, AuditEntry::AUTO_ROLLBACK, detected);
   if (!active.ok()) spdlog::error("deployment: automatic rollback of v{} failed: {}", version, active.status().ToString());
 }
 
 absl::StatusOr<ActiveCalibration> DeploymentManager::DoRollback(const clm::v1::RollbackRequest& request,
-                                                                AuditEntry::Action action) {
+                                                                AuditEntry::Action action,
+                                                                absl::Time requested) {
   absl::MutexLock change(&change_mu_);
+  const int64_t now_ns = NowNs();
   AuditEntry audit;
   audit.set_action(action);
   audit.set_actor(request.approver());
@@ -425,21 +481,27 @@ absl::StatusOr<ActiveCalibration> DeploymentManager::DoRollback(const clm::v1::R
       audit.set_to_version(target);
     } else if (production_ != 0) {
       DeploymentVersion old = versions_.at(production_);
-      ChangeStage(old, clm::v1::STAGE_RETIRED, request.approver(), absl::StrCat("rolled back: ", request.reason()));
+      ChangeStage(old, clm::v1::STAGE_RETIRED, now_ns, request.approver(),
+                  absl::StrCat("rolled back: ", request.reason()));
       changed.push_back(std::move(old));
     }
     if (refusal.empty() && target != 0) {
       DeploymentVersion back = versions_.at(target);
       if (target == shadow_) shadow = 0;
-      ChangeStage(back, clm::v1::STAGE_PRODUCTION, request.approver(), absl::StrCat("rollback: ", request.reason()));
+      ChangeStage(back, clm::v1::STAGE_PRODUCTION, now_ns, request.approver(),
+                  absl::StrCat("rollback: ", request.reason()));
       changed.push_back(std::move(back));
     }
   }
   if (!refusal.empty()) return Refuse(audit, "rollback_target", refusal);
   audit.set_to_version(target);
-  absl::Status applied = Apply(std::move(changed), target, shadow, audit);
+  absl::Status applied = Apply(std::move(changed), target, shadow, audit, now_ns);
   if (!applied.ok()) return applied;
-  return Active();
+  const double delivery_seconds = absl::ToDoubleSeconds(absl::Now() - requested);
+  absl::MutexLock lock(&mu_);
+  counters_.last_rollback_delivery_seconds = delivery_seconds;
+  counters_.rollback_delivery_seconds_sum += delivery_seconds;
+  return ActiveLocked();
 }
 
 ActiveCalibration DeploymentManager::Active() const {
@@ -456,6 +518,38 @@ clm::v1::ListDeploymentsResponse DeploymentManager::List() const {
     *v->mutable_live() = KpisLocked(it->first);
   }
   return response;
+}
+
+clm::v1::ListDeploymentsResponse DeploymentManager::List(const clm::v1::ListDeploymentsRequest& request) const {
+  clm::v1::ListDeploymentsResponse response = List();
+  if (request.has_production_at()) {
+    response.set_production_version_at(ProductionVersionAt(
+        absl::FromUnixNanos(google::protobuf::util::TimeUtil::TimestampToNanoseconds(request.production_at()))));
+  }
+  return response;
+}
+
+uint64_t DeploymentManager::ProductionVersionAt(absl::Time at) const {
+  const int64_t at_ns = absl::ToUnixNanos(at);
+  absl::MutexLock lock(&mu_);
+  // A version's stage at `at` is that of its last change at or before `at`. Changes made together share
+  // one instant, so the retired version and its successor never both read as production.
+  uint64_t found = 0;
+  int64_t entered_ns = INT64_MIN;
+  for (const auto& [id, version] : versions_) {
+    const clm::v1::StageChange* last = nullptr;
+    for (const clm::v1::StageChange& change : version.history()) {
+      if (google::protobuf::util::TimeUtil::TimestampToNanoseconds(change.at()) > at_ns) break;
+      last = &change;
+    }
+    if (last == nullptr || last->stage() != clm::v1::STAGE_PRODUCTION) continue;
+    const int64_t since = google::protobuf::util::TimeUtil::TimestampToNanoseconds(last->at());
+    if (since >= entered_ns) {
+      found = id;
+      entered_ns = since;
+    }
+  }
+  return found;
 }
 
 absl::StatusOr<clm::v1::GetAuditResponse> DeploymentManager::Audit(uint32_t limit, uint64_t before_id) {
@@ -557,7 +651,10 @@ void DeploymentManager::OnTradesCommitted(const std::vector<LiveTrade>& trades) 
   }
   if (rollback_version != 0) {
     spdlog::warn("deployment: automatic rollback: {}", rollback_why);
-    options_.run_async([this, rollback_version, rollback_why] { AutoRollback(rollback_version, rollback_why); });
+    const absl::Time detected = absl::Now();
+    options_.run_async([this, rollback_version, rollback_why, detected] {
+      AutoRollback(rollback_version, rollback_why, detected);
+    });
   }
 }
 

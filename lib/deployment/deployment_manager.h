@@ -13,6 +13,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "clm/v1/cadence.pb.h"
 #include "clm/v1/calibration_job.pb.h"
 #include "clm/v1/deployment.pb.h"
@@ -58,6 +59,16 @@ class LevelSource {
   virtual absl::StatusOr<clm::v1::CadenceReport> CurrentReport() = 0;
 };
 
+// The time stamped on versions, stage changes and audit entries. Contract: thread-safe, never blocks.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual absl::Time Now() = 0;
+};
+
+// The actor the automatic rollback records; an operator's Rollback may not use it.
+inline constexpr char kAutoRollbackActor[] = "clm-auto-rollback";
+
 // Versions, approvals, promotion and rollback of calibrations, and their delivery.
 //
 // Contract:
@@ -65,7 +76,8 @@ class LevelSource {
 //   for GetActive, Calibrate and subscribers, only after the commit succeeded. They do store I/O: call them
 //   off gRPC's reactor threads. Every refusal is FAILED_PRECONDITION naming the rule, and is audited.
 // - Active, List, Calibrate, Subscribe and Unsubscribe never block on I/O.
-// - Subscribers are called after each change, in order, on the thread that made it; they must not block.
+// - Subscribers are called after each change, in order, on the thread that made it (for an automatic
+//   rollback, an Options::run_async thread); they must not block and must not call back into changes.
 // - With a JSON path, the active calibration is rewritten atomically (temporary file, fsync, rename, fsync of
 //   the directory) after every change and at start: a reader always sees a complete document.
 class DeploymentManager final {
@@ -78,6 +90,10 @@ class DeploymentManager final {
     // Runs a task off the caller's thread (the automatic rollback writes the store, and OnTradesCommitted
     // runs on the ingest writer). Required for automatic rollback; without it there is none.
     std::function<void(std::function<void()>)> run_async;
+    // Stamps versions, stage changes and the audit; nullptr: the system clock. Not owned.
+    Clock* clock = nullptr;
+    // Approvers that are not a person: an ensemble-weight change into production is refused for them.
+    std::vector<std::string> automatic_actors = {"cadence-monitor", kAutoRollbackActor};
   };
 
   // A newly stored trade, as live measurement needs it.
@@ -96,12 +112,21 @@ class DeploymentManager final {
   DeploymentManager(const DeploymentManager&) = delete;
   DeploymentManager& operator=(const DeploymentManager&) = delete;
 
+  // Rules, checked in this order, each refusal FAILED_PRECONDITION "rule <name>: <why>" and audited:
+  // job_succeeded, deployment_ready (safety validation and a global map), manual_approval (weights need a
+  // person: the approver is not one of Options::automatic_actors), ensemble_available (the job scored models),
+  // level_authorized (SHADOW for shadow, CALIBRATION for production, PRODUCTION too with weights).
+  // A missing job is the JobSource's status (NOT_FOUND); a malformed request INVALID_ARGUMENT naming the field.
   absl::StatusOr<clm::v1::DeploymentVersion> Approve(const clm::v1::ApproveRequest& request);
   absl::StatusOr<clm::v1::DeploymentVersion> Promote(const clm::v1::PromoteRequest& request);
   absl::StatusOr<clm::v1::ActiveCalibration> Rollback(const clm::v1::RollbackRequest& request);
 
   clm::v1::ActiveCalibration Active() const;
   clm::v1::ListDeploymentsResponse List() const;
+  // As List(); with request.production_at set, also the version in production at that instant.
+  clm::v1::ListDeploymentsResponse List(const clm::v1::ListDeploymentsRequest& request) const;
+  // The version in production at `at` (0: identity), from the stage histories.
+  uint64_t ProductionVersionAt(absl::Time at) const;
   absl::StatusOr<clm::v1::GetAuditResponse> Audit(uint32_t limit, uint64_t before_id);
   absl::StatusOr<clm::v1::CalibrateResponse> Calibrate(const clm::v1::CalibrateRequest& request) const;
 
@@ -129,6 +154,10 @@ class DeploymentManager final {
     uint64_t rollbacks = 0;       // by a person
     uint64_t auto_rollbacks = 0;  // by the live-MSE check
     std::map<std::string, uint64_t> refused_by_rule;
+    // From a rollback's request (for an automatic one: from detecting the regression) until subscribers
+    // were told and the JSON file was written. Count: rollbacks + auto_rollbacks.
+    double last_rollback_delivery_seconds = 0.0;
+    double rollback_delivery_seconds_sum = 0.0;
   };
   Counters counters() const;
 
@@ -142,13 +171,17 @@ class DeploymentManager final {
 
   DeploymentManager(DeploymentStore* store, JobSource* jobs, LevelSource* levels, const Options& options);
   absl::Status Refuse(clm::v1::AuditEntry audit, const std::string& rule, const std::string& why);
+  bool IsAutomatic(const std::string& actor) const;
   absl::StatusOr<clm::v1::ActiveCalibration> DoRollback(const clm::v1::RollbackRequest& request,
-                                                        clm::v1::AuditEntry::Action action);
-  void AutoRollback(uint64_t version, const std::string& why);
+                                                        clm::v1::AuditEntry::Action action, absl::Time requested);
+  void AutoRollback(uint64_t version, const std::string& why, absl::Time detected);
+  int64_t NowNs();
+  absl::Status CheckLevel(clm::v1::AuthorizationLevel needed, const clm::v1::CadenceReport& report,
+                          const clm::v1::AuditEntry& audit);
   clm::v1::LiveKpis KpisLocked(uint64_t version) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Stores the change; on success applies it in memory, tells subscribers and writes the file.
   absl::Status Apply(std::vector<clm::v1::DeploymentVersion> changed, uint64_t production, uint64_t shadow,
-                     clm::v1::AuditEntry audit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
+                     clm::v1::AuditEntry audit, int64_t now_ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
   clm::v1::ActiveCalibration ActiveLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::Status Recompile() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WriteActiveFile(const clm::v1::ActiveCalibration& active);
