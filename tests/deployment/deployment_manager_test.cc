@@ -1,17 +1,24 @@
 // The deployment manager over the real SQLite store, with the job system and the cadence levels faked.
 #include "lib/deployment/deployment_manager.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "lib/store/sqlite.h"
 #include "lib/store/sqlite_deployment_store.h"
 #include "tests/testing/test_util.h"
 
@@ -53,9 +60,10 @@ class FakeJobs final : public JobSource {
 
 class FakeLevels final : public LevelSource {
  public:
-  void Set(bool calibration, bool shadow) {
+  void Set(bool calibration, bool shadow, bool production = false) {
     calibration_ = calibration;
     shadow_ = shadow;
+    production_ = production;
   }
   absl::StatusOr<clm::v1::CadenceReport> CurrentReport() override {
     clm::v1::CadenceReport report;
@@ -67,12 +75,34 @@ class FakeLevels final : public LevelSource {
     s->set_level(clm::v1::SHADOW);
     s->set_authorized(shadow_);
     s->set_reason(shadow_ ? "ok" : "too few days: 1.0 of 3.0");
+    auto* p = report.add_levels();
+    p->set_level(clm::v1::PRODUCTION);
+    p->set_authorized(production_);
+    p->set_manual_approval_required(true);
+    p->set_reason(production_ ? "ok" : "too few trades: 120 of 500");
     return report;
   }
 
  private:
   bool calibration_ = true;
   bool shadow_ = true;
+  bool production_ = false;
+};
+
+class FakeClock final : public Clock {
+ public:
+  void Set(absl::Time now) {
+    absl::MutexLock lock(&mu_);
+    now_ = now;
+  }
+  absl::Time Now() override {
+    absl::MutexLock lock(&mu_);
+    return now_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::Time now_ = absl::FromUnixSeconds(1000);
 };
 
 // Fails Commit on demand: a crash or disk error between the steps of a change.
@@ -98,24 +128,26 @@ class FailingStore final : public DeploymentStore {
 class DeploymentManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto store = store::SqliteDeploymentStore::Open(dir_.path() + "/clm.db");
-    ASSERT_TRUE(store.ok()) << store.status();
-    sqlite_ = std::move(*store);
-    failing_ = std::make_unique<FailingStore>(sqlite_.get());
     jobs_.Add(FlatJob("cal_a", 0.40));
     jobs_.Add(FlatJob("cal_b", 0.55));
     jobs_.Add(FlatJob("cal_c", 0.70));
-    Reopen();
+    OpenStore();
   }
 
-  void Reopen(double margin = 0.01) {
-    manager_.reset();
+  DeploymentManager::Options Options() const {
     DeploymentManager::Options options;
     options.active_json_path = json_path_;
-    options.auto_rollback_margin = margin;
+    options.auto_rollback = auto_rollback_;
+    options.auto_rollback_margin = 0.01;
     options.auto_rollback_min_trades = 200;
     options.run_async = [](std::function<void()> task) { task(); };
-    auto manager = DeploymentManager::Create(failing_.get(), &jobs_, &levels_, options);
+    options.clock = clock_;
+    return options;
+  }
+
+  void Reopen() {
+    manager_.reset();
+    auto manager = DeploymentManager::Create(failing_.get(), &jobs_, &levels_, Options());
     ASSERT_TRUE(manager.ok()) << manager.status();
     manager_ = std::move(*manager);
   }
@@ -156,8 +188,25 @@ class DeploymentManagerTest : public ::testing::Test {
     return active;
   }
 
+  // No connection may be open across fork(): the child opens its own, as a restarted process would.
+  void CloseStore() {
+    manager_.reset();
+    failing_.reset();
+    sqlite_.reset();
+  }
+  void OpenStore() {
+    auto store = store::SqliteDeploymentStore::Open(db_path_);
+    ASSERT_TRUE(store.ok()) << store.status();
+    sqlite_ = std::move(*store);
+    failing_ = std::make_unique<FailingStore>(sqlite_.get());
+    Reopen();
+  }
+
   clm::testing::TempDir dir_;
+  std::string db_path_ = dir_.path() + "/clm.db";
   std::string json_path_ = dir_.path() + "/active_calibration.json";
+  bool auto_rollback_ = true;
+  Clock* clock_ = nullptr;
   FakeJobs jobs_;
   FakeLevels levels_;
   std::unique_ptr<store::SqliteDeploymentStore> sqlite_;
@@ -378,6 +427,357 @@ TEST_F(DeploymentManagerTest, AutomaticRollbackOnALiveRegressionButNotJustUnderT
   EXPECT_EQ(audit->entries(0).from_version(), 3u);
   EXPECT_EQ(audit->entries(0).to_version(), 2u);
   EXPECT_NE(audit->entries(0).reason().find("over 200 trades"), std::string::npos) << audit->entries(0).reason();
+}
+
+
+// A job with a scored ensemble: two models, proposed weights 0.7 / 0.3.
+clm::v1::Job EnsembleJob(const std::string& id, double value) {
+  clm::v1::Job job = FlatJob(id, value);
+  clm::v1::EnsembleCheck* ensemble = job.mutable_result()->mutable_ensemble();
+  ensemble->set_has_model_data(true);
+  auto* xgb = ensemble->add_models();
+  xgb->set_model("xgboost");
+  xgb->set_current_weight(0.5);
+  xgb->set_proposed_weight(0.7);
+  auto* lgbm = ensemble->add_models();
+  lgbm->set_model("lightgbm");
+  lgbm->set_current_weight(0.5);
+  lgbm->set_proposed_weight(0.3);
+  return job;
+}
+
+TEST_F(DeploymentManagerTest, EnsembleWeightsNeedTheProductionLevelAndAPerson) {
+  jobs_.Add(EnsembleJob("cal_ens", 0.45));
+  clm::v1::ApproveRequest request;
+  request.set_job_id("cal_ens");
+  request.set_stage(clm::v1::STAGE_PRODUCTION);
+  request.set_approver("cadence-monitor");
+  request.set_reason("rebalance recommended");
+  request.set_include_ensemble_weights(true);
+  EXPECT_EQ(manager_->Approve(request).status().message(),
+            "rule manual_approval: ensemble weights go into production only with a person's approval, not "
+            "cadence-monitor's");
+
+  request.set_approver("alice");
+  request.set_job_id("cal_a");  // no model confidences
+  EXPECT_EQ(manager_->Approve(request).status().message(),
+            "rule ensemble_available: job cal_a has no ensemble weights: no trade carried model confidences");
+
+  request.set_job_id("cal_ens");
+  auto refused = manager_->Approve(request);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(refused.status().message(),
+            "rule level_authorized: PRODUCTION level is not authorized: too few trades: 120 of 500");
+
+  clm::v1::ApproveRequest shadow = request;
+  shadow.set_stage(clm::v1::STAGE_SHADOW);
+  EXPECT_EQ(manager_->Approve(shadow).status().message(), "include_ensemble_weights: only with stage STAGE_PRODUCTION");
+
+  levels_.Set(true, true, true);
+  auto version = manager_->Approve(request);
+  ASSERT_TRUE(version.ok()) << version.status();
+  EXPECT_EQ(version->version(), 1u);
+  EXPECT_EQ(version->ensemble_weights().size(), 2u);
+  EXPECT_DOUBLE_EQ(version->ensemble_weights().at("xgboost"), 0.7);
+  EXPECT_DOUBLE_EQ(version->ensemble_weights().at("lightgbm"), 0.3);
+  const ActiveCalibration active = manager_->Active();
+  EXPECT_DOUBLE_EQ(active.ensemble_weights().at("xgboost"), 0.7);
+  EXPECT_DOUBLE_EQ(FromFile().ensemble_weights().at("lightgbm"), 0.3);
+
+  // Rolling back to identity takes the weights away with the calibration.
+  ASSERT_TRUE(Rollback(std::nullopt, true).ok());
+  EXPECT_TRUE(manager_->Active().ensemble_weights().empty());
+  const auto counters = manager_->counters();
+  EXPECT_EQ(counters.refused_by_rule.at("manual_approval"), 1u);
+  EXPECT_EQ(counters.refused_by_rule.at("ensemble_available"), 1u);
+  EXPECT_EQ(counters.refused_by_rule.at("level_authorized"), 1u);
+}
+
+TEST_F(DeploymentManagerTest, TellsWhichVersionWasInProductionAtAnyPastInstant) {
+  FakeClock clock;
+  clock_ = &clock;
+  Reopen();
+  const auto at = [](int64_t seconds) { return absl::FromUnixSeconds(seconds); };
+  clock.Set(at(100));
+  ASSERT_TRUE(Approve("cal_a", clm::v1::STAGE_PRODUCTION).ok());  // v1
+  clock.Set(at(200));
+  ASSERT_TRUE(Approve("cal_b", clm::v1::STAGE_PRODUCTION).ok());  // v2
+  clock.Set(at(250));
+  ASSERT_TRUE(Approve("cal_c", clm::v1::STAGE_SHADOW).ok());      // v3, never production
+  clock.Set(at(300));
+  ASSERT_TRUE(Rollback(std::nullopt, true).ok());
+  clock.Set(at(400));
+  ASSERT_TRUE(Rollback(1).ok());
+
+  Reopen();  // the answer comes from the stored histories
+  const std::vector<std::pair<int64_t, uint64_t>> expected = {
+      {99, 0}, {100, 1}, {199, 1}, {200, 2}, {250, 2}, {299, 2}, {300, 0}, {399, 0}, {400, 1}, {5000, 1}};
+  for (const auto& [seconds, version] : expected) {
+    EXPECT_EQ(manager_->ProductionVersionAt(at(seconds)), version) << "at " << seconds << "s";
+  }
+  clm::v1::ListDeploymentsRequest request;
+  request.mutable_production_at()->set_seconds(250);
+  const clm::v1::ListDeploymentsResponse list = manager_->List(request);
+  ASSERT_TRUE(list.has_production_version_at());
+  EXPECT_EQ(list.production_version_at(), 2u);
+  EXPECT_FALSE(manager_->List(clm::v1::ListDeploymentsRequest()).has_production_version_at());
+
+  // Stage changes, audit entries and the active calibration carry the clock's instants.
+  ASSERT_EQ(list.versions_size(), 3);
+  const clm::v1::DeploymentVersion& v2 = list.versions(1);
+  ASSERT_EQ(v2.history_size(), 2);  // production at 200, retired at 300
+  EXPECT_EQ(v2.approved_at().seconds(), 200);
+  EXPECT_EQ(v2.history(0).at().seconds(), 200);
+  EXPECT_EQ(v2.history(1).at().seconds(), 300);
+  EXPECT_EQ(v2.history(1).stage(), clm::v1::STAGE_RETIRED);
+  EXPECT_EQ(manager_->Active().changed_at().seconds(), 400);
+  auto audit = manager_->Audit(10, 0);
+  ASSERT_TRUE(audit.ok());
+  ASSERT_EQ(audit->entries_size(), 5);
+  EXPECT_EQ(audit->entries(0).at().seconds(), 400);
+  EXPECT_EQ(audit->entries(0).from_version(), 0u);
+  EXPECT_EQ(audit->entries(0).to_version(), 1u);
+  EXPECT_EQ(audit->entries(1).at().seconds(), 300);
+  EXPECT_EQ(audit->entries(1).from_version(), 2u);
+  EXPECT_EQ(audit->entries(1).to_version(), 0u);
+}
+
+TEST_F(DeploymentManagerTest, RollbackRefusalsAreAuditedAndTheAutomaticActorIsReserved) {
+  auto refused = Rollback();
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(refused.status().message(), "rule rollback_target: no calibration is in production: nothing to roll back");
+  ASSERT_TRUE(Approve("cal_a", clm::v1::STAGE_SHADOW).ok());  // v1, shadow only
+  EXPECT_EQ(Rollback(1).status().message(), "rule rollback_target: v1 was never in production");
+
+  clm::v1::RollbackRequest request;
+  request.set_approver(kAutoRollbackActor);
+  request.set_reason("pretending");
+  EXPECT_EQ(manager_->Rollback(request).status().message(),
+            "approver: \"clm-auto-rollback\" is reserved for the automatic rollback");
+  request.set_approver("bob");
+  request.clear_reason();
+  EXPECT_EQ(manager_->Rollback(request).status().message(), "reason: is required");
+
+  auto audit = manager_->Audit(10, 0);
+  ASSERT_TRUE(audit.ok());
+  ASSERT_EQ(audit->entries_size(), 3);  // two refusals and the approval; invalid requests are not attempts
+  EXPECT_EQ(audit->entries(0).action(), AuditEntry::ROLLBACK);
+  EXPECT_FALSE(audit->entries(0).ok());
+  EXPECT_EQ(audit->entries(0).rule(), "rollback_target");
+  EXPECT_EQ(audit->entries(0).actor(), "bob");
+  EXPECT_EQ(audit->entries(0).reason(), "v1 was never in production (reason given: live win rate dropped)");
+
+  // Paging: one entry per page, newest first, then nothing more.
+  auto page = manager_->Audit(1, 0);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->entries_size(), 1);
+  std::vector<uint64_t> ids = {page->entries(0).id()};
+  while (page->next_before_id() != 0) {
+    page = manager_->Audit(1, page->next_before_id());
+    ASSERT_TRUE(page.ok());
+    for (const auto& entry : page->entries()) ids.push_back(entry.id());
+  }
+  EXPECT_EQ(ids, (std::vector<uint64_t>{3, 2, 1}));
+  EXPECT_EQ(manager_->Audit(1001, 0).status().message(), "limit: must be at most 1000, got 1001");
+}
+
+TEST_F(DeploymentManagerTest, AutomaticRollbackCanBeTurnedOff) {
+  auto_rollback_ = false;
+  Reopen();
+  ASSERT_TRUE(Approve("cal_c", clm::v1::STAGE_PRODUCTION).ok());  // everything -> 0.70: far worse on losses
+  manager_->OnTradesCommitted(Losses(1000, 0.5));
+  EXPECT_EQ(manager_->Active().production_version(), 1u);
+  EXPECT_EQ(manager_->counters().auto_rollbacks, 0u);
+  EXPECT_NEAR(manager_->Kpis(1).mse_production(), 0.49, 1e-12);  // a sum of 1000 squares
+  EXPECT_DOUBLE_EQ(manager_->Kpis(1).mse_raw(), 0.25);
+}
+
+TEST_F(DeploymentManagerTest, RollbackReachesSubscribersAndTheFileBeforeItReturns) {
+  ASSERT_TRUE(Approve("cal_a", clm::v1::STAGE_PRODUCTION).ok());
+  ASSERT_TRUE(Approve("cal_b", clm::v1::STAGE_PRODUCTION).ok());
+  std::atomic<uint64_t> delivered{0};
+  auto subscription =
+      manager_->Subscribe([&](const ActiveCalibration& active) { delivered = active.production_version(); });
+  auto active = Rollback();
+  ASSERT_TRUE(active.ok());
+  EXPECT_EQ(delivered.load(), 1u);
+  EXPECT_EQ(FromFile().production_version(), 1u);
+  const auto counters = manager_->counters();
+  EXPECT_EQ(counters.rollbacks, 1u);
+  EXPECT_GT(counters.last_rollback_delivery_seconds, 0.0);
+  EXPECT_LT(counters.last_rollback_delivery_seconds, 1.0);
+  EXPECT_DOUBLE_EQ(counters.rollback_delivery_seconds_sum, counters.last_rollback_delivery_seconds);
+  manager_->Unsubscribe(subscription.id);
+}
+
+TEST_F(DeploymentManagerTest, TheJsonFileAlwaysHoldsACompleteDocument) {
+  std::atomic<bool> done{false};
+  std::atomic<int> reads{0};
+  std::atomic<int> incomplete{0};
+  std::thread reader([&] {
+    uint64_t last_sequence = 0;
+    while (!done.load()) {
+      std::ifstream in(json_path_);
+      std::stringstream text;
+      text << in.rdbuf();
+      ActiveCalibration active;
+      if (!google::protobuf::util::JsonStringToMessage(text.str(), &active).ok() ||
+          active.sequence() < last_sequence) {
+        ++incomplete;
+      }
+      last_sequence = active.sequence();
+      ++reads;
+    }
+  });
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(Approve(i % 2 == 0 ? "cal_a" : "cal_b", clm::v1::STAGE_PRODUCTION).ok());
+  }
+  done = true;
+  reader.join();
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(incomplete.load(), 0);
+  const ActiveCalibration file = FromFile();
+  EXPECT_EQ(file.sequence(), 20u);
+  EXPECT_EQ(file.production_version(), 20u);
+  EXPECT_EQ(file.SerializeAsString(), manager_->Active().SerializeAsString());
+}
+
+// The store a child process uses: it leaves a mark when the commit starts, and can die right after it.
+class MarkingStore final : public DeploymentStore {
+ public:
+  MarkingStore(DeploymentStore* inner, std::string mark, bool exit_after_commit)
+      : inner_(inner), mark_(std::move(mark)), exit_after_commit_(exit_after_commit) {}
+  absl::StatusOr<StoredState> Load() override { return inner_->Load(); }
+  absl::Status Commit(const std::vector<clm::v1::DeploymentVersion>& changed, uint64_t production, uint64_t shadow,
+                      uint64_t sequence, int64_t changed_at_ns, const AuditEntry& audit) override {
+    std::ofstream(mark_) << "committing";
+    absl::Status status = inner_->Commit(changed, production, shadow, sequence, changed_at_ns, audit);
+    if (exit_after_commit_) ::_exit(status.ok() ? 0 : 5);  // before the manager applies or delivers it
+    return status;
+  }
+  absl::Status AppendAudit(const AuditEntry& audit) override { return inner_->AppendAudit(audit); }
+  absl::StatusOr<clm::v1::GetAuditResponse> ListAudit(uint32_t limit, uint64_t before_id) override {
+    return inner_->ListAudit(limit, before_id);
+  }
+
+ private:
+  DeploymentStore* inner_;
+  std::string mark_;
+  bool exit_after_commit_;
+};
+
+class DeploymentCrashTest : public DeploymentManagerTest {
+ protected:
+  // Forks a process that opens the store afresh and approves cal_b into production.
+  pid_t ApproveInChild(bool exit_after_commit) {
+    CloseStore();
+    const pid_t pid = ::fork();
+    if (pid != 0) return pid;
+    auto store = store::SqliteDeploymentStore::Open(db_path_);
+    if (!store.ok()) ::_exit(2);
+    MarkingStore marking(store->get(), mark_path_, exit_after_commit);
+    auto manager = DeploymentManager::Create(&marking, &jobs_, &levels_, Options());
+    if (!manager.ok()) ::_exit(3);
+    clm::v1::ApproveRequest request;
+    request.set_job_id("cal_b");
+    request.set_stage(clm::v1::STAGE_PRODUCTION);
+    request.set_approver("alice");
+    request.set_reason("crash test");
+    ::_exit((*manager)->Approve(request).ok() ? 4 : 6);
+  }
+
+  bool WaitForMark() {
+    for (int i = 0; i < 1000; ++i) {
+      if (std::filesystem::exists(mark_path_)) return true;
+      ::usleep(10 * 1000);
+    }
+    return false;
+  }
+
+  std::string mark_path_ = dir_.path() + "/mark";
+};
+
+TEST_F(DeploymentCrashTest, KilledInsideTheApprovalTransactionLeavesTheOldVersion) {
+  ASSERT_TRUE(Approve("cal_a", clm::v1::STAGE_PRODUCTION).ok());  // v1
+  {
+    // Inserting the audit row, the transaction's last step after the version and the state, now takes
+    // seconds: the child is killed there, with the new version and state written but not committed.
+    auto db = store::Database::Open(db_path_, store::Database::Options{});
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)->Exec(R"sql(
+        CREATE TABLE big(x INTEGER);
+        WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 2000) INSERT INTO big SELECT x FROM n;
+        CREATE TRIGGER slow_audit BEFORE INSERT ON deployment_audit
+        BEGIN SELECT sum(a.x * b.x + c.x) FROM big a, big b, big c; END;
+      )sql").ok());
+  }
+  const pid_t child = ApproveInChild(false);
+  ASSERT_GT(child, 0);
+  struct KillOnExit {  // a failed assertion must not leave the child spinning in its trigger
+    pid_t pid;
+    ~KillOnExit() { ::kill(pid, SIGKILL); }
+  } guard{child};
+  ASSERT_TRUE(WaitForMark());
+  ::usleep(300 * 1000);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, WNOHANG), 0) << "the child should still be inside the transaction";
+  ASSERT_EQ(::kill(child, SIGKILL), 0);
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  {
+    auto db = store::Database::Open(db_path_, store::Database::Options{});
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)->Exec("DROP TRIGGER slow_audit").ok());
+  }
+
+  OpenStore();
+  const ActiveCalibration active = manager_->Active();
+  EXPECT_EQ(active.production_version(), 1u);
+  EXPECT_EQ(active.sequence(), 1u);
+  EXPECT_DOUBLE_EQ(Calibrated(0.9), 0.40);
+  const auto list = manager_->List();
+  ASSERT_EQ(list.versions_size(), 1) << "no trace of the killed approval's version";
+  EXPECT_EQ(list.versions(0).stage(), clm::v1::STAGE_PRODUCTION);
+  EXPECT_EQ(list.versions(0).history_size(), 1) << "v1 was not retired";
+  auto audit = manager_->Audit(10, 0);
+  ASSERT_TRUE(audit.ok());
+  ASSERT_EQ(audit->entries_size(), 1);
+  EXPECT_EQ(audit->entries(0).to_version(), 1u);
+  EXPECT_EQ(FromFile().production_version(), 1u);
+  EXPECT_EQ(FromFile().sequence(), 1u);
+
+  // The number the killed approval would have used is still free.
+  auto version = Approve("cal_b", clm::v1::STAGE_PRODUCTION);
+  ASSERT_TRUE(version.ok()) << version.status();
+  EXPECT_EQ(version->version(), 2u);
+}
+
+TEST_F(DeploymentCrashTest, KilledAfterTheCommitLeavesTheNewVersionAndStartRepairsTheFile) {
+  ASSERT_TRUE(Approve("cal_a", clm::v1::STAGE_PRODUCTION).ok());  // v1
+  const pid_t child = ApproveInChild(true);
+  ASSERT_GT(child, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0) << "the child's commit failed";
+  EXPECT_EQ(FromFile().production_version(), 1u) << "the child died before writing the file";
+
+  OpenStore();
+  const ActiveCalibration active = manager_->Active();
+  EXPECT_EQ(active.production_version(), 2u);
+  EXPECT_EQ(active.sequence(), 2u);
+  EXPECT_DOUBLE_EQ(Calibrated(0.9), 0.55);
+  const auto list = manager_->List();
+  ASSERT_EQ(list.versions_size(), 2);
+  EXPECT_EQ(list.versions(1).stage(), clm::v1::STAGE_RETIRED) << "v1 was retired in the same transaction";
+  auto audit = manager_->Audit(10, 0);
+  ASSERT_TRUE(audit.ok());
+  ASSERT_EQ(audit->entries_size(), 2);
+  EXPECT_EQ(audit->entries(0).from_version(), 1u);
+  EXPECT_EQ(audit->entries(0).to_version(), 2u);
+  EXPECT_EQ(audit->entries(0).reason(), "crash test");
+  EXPECT_EQ(FromFile().production_version(), 2u) << "the start rewrote the file from the store";
+  EXPECT_EQ(FromFile().sequence(), 2u);
 }
 
 }  // namespace
