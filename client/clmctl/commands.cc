@@ -28,6 +28,7 @@
 #include "client/lib/trade_streamer.h"
 #include "clm/v1/cadence.grpc.pb.h"
 #include "clm/v1/calibration_job.grpc.pb.h"
+#include "clm/v1/deployment.grpc.pb.h"
 #include "clm/v1/ingest.grpc.pb.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -710,6 +711,239 @@ int CmdJobsCancel(Context& ctx) {
   return kExitOk;
 }
 
+// Deployment.
+
+std::string StageName(clm::v1::DeploymentStage stage) {
+  switch (stage) {
+    case clm::v1::STAGE_SHADOW:
+      return "shadow";
+    case clm::v1::STAGE_PRODUCTION:
+      return "production";
+    case clm::v1::STAGE_RETIRED:
+      return "retired";
+    default:
+      return "-";
+  }
+}
+
+std::string AuditActionName(clm::v1::AuditEntry::Action action) {
+  switch (action) {
+    case clm::v1::AuditEntry::APPROVE:
+      return "approve";
+    case clm::v1::AuditEntry::PROMOTE:
+      return "promote";
+    case clm::v1::AuditEntry::ROLLBACK:
+      return "rollback";
+    case clm::v1::AuditEntry::AUTO_ROLLBACK:
+      return "auto-rollback";
+    default:
+      return "-";
+  }
+}
+
+std::string VersionText(uint64_t version) { return version == 0 ? "identity" : absl::StrCat("v", version); }
+
+// --by and --reason are required by every change: the audit log names who and why.
+void RequireByAndReason(const Context& ctx) {
+  if (ctx.Flag("by").empty()) throw UsageError("--by NAME is required: who makes the change");
+  if (ctx.Flag("reason").empty()) throw UsageError("--reason TEXT is required: why");
+}
+
+uint64_t ParseVersion(const std::string& what, const std::string& text) {
+  uint64_t version = 0;
+  if (!absl::SimpleAtoi(absl::StripPrefix(text, "v"), &version) || version == 0) {
+    throw UsageError(absl::StrCat(what, ": must be a version number (1, 2, ...), got \"", text, "\""));
+  }
+  return version;
+}
+
+std::string MapText(const clm::v1::CalibrationMap& map) {
+  if (map.method() == clm::v1::PLATT) return absl::StrFormat("platt a=%.4g b=%.4g", map.platt_a(), map.platt_b());
+  return absl::StrCat("isotonic, ", map.x_thresholds_size(), " points");
+}
+
+void PrintActive(const Context& ctx, const clm::v1::ActiveCalibration& active) {
+  std::ostream& out = *ctx.out;
+  out << "production: "
+      << (active.production_version() == 0
+              ? std::string("none (engines use the raw confidence)")
+              : absl::StrCat(VersionText(active.production_version()), " (", MapText(active.production_map()),
+                             ", ", active.symbol_maps_size(), " symbol maps, ", active.model_maps_size(),
+                             " model maps)"))
+      << "\n";
+  out << "shadow:     "
+      << (active.shadow_version() == 0
+              ? std::string("none")
+              : absl::StrCat(VersionText(active.shadow_version()), " (", MapText(active.shadow_map()), ")"))
+      << "\n";
+  out << "sequence:   " << active.sequence() << "\n";
+  out << "changed:    " << FormatTimestamp(active.changed_at()) << "\n";
+}
+
+int CmdApprove(Context& ctx) {
+  const std::string stage_text = absl::AsciiStrToLower(ctx.Flag("stage"));
+  clm::v1::ApproveRequest request;
+  if (stage_text == "shadow") {
+    request.set_stage(clm::v1::STAGE_SHADOW);
+  } else if (stage_text == "production") {
+    request.set_stage(clm::v1::STAGE_PRODUCTION);
+  } else {
+    throw UsageError(absl::StrCat("--stage: must be shadow or production, got \"", ctx.Flag("stage"), "\""));
+  }
+  RequireByAndReason(ctx);
+  request.set_job_id(ctx.operands[0]);
+  request.set_approver(ctx.Flag("by"));
+  request.set_reason(ctx.Flag("reason"));
+  auto stub = clm::v1::Deployment::NewStub(ctx.channel);
+  clm::v1::DeploymentVersion version;
+  grpc::Status status = stub->Approve(ctx.Call().get(), request, &version);
+  if (!status.ok()) return Fail(ctx, status);
+  *ctx.out << (ctx.json ? ToJson(version) : absl::StrCat(version.version())) << "\n";
+  *ctx.err << "job " << version.job_id() << " approved as " << VersionText(version.version()) << " into "
+           << StageName(version.stage()) << "\n";
+  return kExitOk;
+}
+
+int CmdPromote(Context& ctx) {
+  RequireByAndReason(ctx);
+  clm::v1::PromoteRequest request;
+  request.set_version(ParseVersion("VERSION", ctx.operands[0]));
+  request.set_approver(ctx.Flag("by"));
+  request.set_reason(ctx.Flag("reason"));
+  auto stub = clm::v1::Deployment::NewStub(ctx.channel);
+  clm::v1::DeploymentVersion version;
+  grpc::Status status = stub->Promote(ctx.Call().get(), request, &version);
+  if (!status.ok()) return Fail(ctx, status);
+  *ctx.out << (ctx.json ? ToJson(version) : absl::StrCat(version.version())) << "\n";
+  *ctx.err << VersionText(version.version()) << " is now " << StageName(version.stage()) << "\n";
+  return kExitOk;
+}
+
+int CmdRollback(Context& ctx) {
+  const bool identity = ctx.Has("identity") && ctx.Flag("identity") == "true";
+  if (identity && ctx.Has("to")) throw UsageError("--to VERSION and --identity exclude each other");
+  RequireByAndReason(ctx);
+  clm::v1::RollbackRequest request;
+  request.set_approver(ctx.Flag("by"));
+  request.set_reason(ctx.Flag("reason"));
+  if (identity) {
+    request.set_to_identity(true);
+  } else if (ctx.Has("to")) {
+    request.set_to_version(ParseVersion("--to", ctx.Flag("to")));
+  }
+  auto stub = clm::v1::Deployment::NewStub(ctx.channel);
+  clm::v1::ActiveCalibration active;
+  grpc::Status status = stub->Rollback(ctx.Call().get(), request, &active);
+  if (!status.ok()) return Fail(ctx, status);
+  *ctx.out << (ctx.json ? ToJson(active) : absl::StrCat(active.production_version())) << "\n";
+  *ctx.err << "production is now "
+           << (active.production_version() == 0 ? std::string("identity (raw confidences)")
+                                                : VersionText(active.production_version()))
+           << "\n";
+  return kExitOk;
+}
+
+int CmdDeployments(Context& ctx) {
+  auto stub = clm::v1::Deployment::NewStub(ctx.channel);
+  clm::v1::ListDeploymentsResponse response;
+  grpc::Status status = stub->List(ctx.Call().get(), clm::v1::ListDeploymentsRequest(), &response);
+  if (!status.ok()) return Fail(ctx, status);
+  if (ctx.json) {
+    *ctx.out << ToJson(response) << "\n";
+    return kExitOk;
+  }
+  auto mse = [](uint64_t trades, double value) { return trades == 0 ? std::string("-") : absl::StrFormat("%.4f", value); };
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& v : response.versions()) {
+    const auto& live = v.live();
+    rows.push_back({VersionText(v.version()), StageName(v.stage()), v.job_id(),
+                    v.approved_by().empty() ? "-" : v.approved_by(), FormatTimestamp(v.approved_at()),
+                    absl::StrCat(live.trades()), mse(live.trades(), live.mse_raw()),
+                    mse(live.trades(), live.mse_production()), mse(live.shadow_trades(), live.mse_shadow())});
+  }
+  if (rows.empty()) {
+    *ctx.out << "no deployments yet (approve a job: clmctl approve JOB --stage shadow --by NAME --reason TEXT)\n";
+  } else {
+    *ctx.out << Table({"VERSION", "STAGE", "JOB", "APPROVED_BY", "APPROVED_AT", "LIVE_TRADES", "MSE_RAW",
+                       "MSE_PRODUCTION", "MSE_SHADOW"},
+                      rows);
+  }
+  return kExitOk;
+}
+
+int CmdAudit(Context& ctx) {
+  auto stub = clm::v1::Deployment::NewStub(ctx.channel);
+  clm::v1::GetAuditRequest request;
+  request.set_limit(static_cast<uint32_t>(ctx.IntFlag("limit", 20, 1, 1000)));
+  clm::v1::GetAuditResponse response;
+  grpc::Status status = stub->GetAudit(ctx.Call().get(), request, &response);
+  if (!status.ok()) return Fail(ctx, status);
+  if (ctx.json) {
+    *ctx.out << ToJson(response) << "\n";
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& e : response.entries()) {
+    rows.push_back({absl::StrCat(e.id()), FormatTimestamp(e.at()), AuditActionName(e.action()), e.actor(),
+                    e.ok() ? "ok" : "refused", e.rule().empty() ? "-" : e.rule(), VersionText(e.from_version()),
+                    VersionText(e.to_version()), StageName(e.stage()), e.job_id().empty() ? "-" : e.job_id(),
+                    e.reason()});
+  }
+  if (rows.empty()) {
+    *ctx.out << "no deployment changes yet\n";
+  } else {
+    *ctx.out << Table({"ID", "AT", "ACTION", "ACTOR", "RESULT", "RULE", "FROM", "TO", "STAGE", "JOB", "REASON"},
+                      rows);
+  }
+  return kExitOk;
+}
+
+int CmdActive(Context& ctx) {
+  auto stub = clm::v1::Deployment::NewStub(ctx.channel);
+  clm::v1::ActiveCalibration active;
+  grpc::Status status = stub->GetActive(ctx.Call().get(), clm::v1::GetActiveRequest(), &active);
+  if (!status.ok()) return Fail(ctx, status);
+  if (ctx.json) {
+    *ctx.out << ToJson(active) << "\n";
+  } else {
+    PrintActive(ctx, active);
+  }
+  return kExitOk;
+}
+
+// Approves a deployment-ready demo job into shadow and prints the active calibration; otherwise says why
+// not. A rule's refusal (e.g. the cadence level is not authorized) is part of the walk-through, not a failure.
+int DemoApproveIntoShadow(Context& ctx, const clm::v1::Job& job, const std::string& run_id) {
+  std::ostream& out = *ctx.out;
+  const clm::v1::SafetyValidation& safety = job.result().safety();
+  if (!safety.deployment_ready()) {
+    out << "not approved: job " << job.id() << " is not deployment ready: "
+        << (safety.errors().empty() ? std::string("no safety errors reported") : absl::StrJoin(safety.errors(), "; "))
+        << "\n";
+    return kExitOk;
+  }
+  auto deployment = clm::v1::Deployment::NewStub(ctx.channel);
+  clm::v1::ApproveRequest approve;
+  approve.set_job_id(job.id());
+  approve.set_stage(clm::v1::STAGE_SHADOW);
+  approve.set_approver("demo");
+  approve.set_reason(absl::StrCat("clmctl demo run ", run_id, ": scored beside production, engines unaffected"));
+  clm::v1::DeploymentVersion version;
+  grpc::Status status = deployment->Approve(ctx.Call().get(), approve, &version);
+  if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+    out << "not approved: " << status.error_message() << "\n";
+    return kExitOk;
+  }
+  if (!status.ok()) return Fail(ctx, status);
+  out << "approved job " << job.id() << " as " << VersionText(version.version()) << " into shadow\n\n"
+      << "the active calibration:\n";
+  clm::v1::ActiveCalibration active;
+  status = deployment->GetActive(ctx.Call().get(), clm::v1::GetActiveRequest(), &active);
+  if (!status.ok()) return Fail(ctx, status);
+  PrintActive(ctx, active);
+  return kExitOk;
+}
+
 // The whole loop on synthetic data, for newcomers.
 int CmdDemo(Context& ctx) {
   const int count = static_cast<int>(ctx.IntFlag("trades", 1500, 100, 100000));
@@ -765,10 +999,12 @@ int CmdDemo(Context& ctx) {
   out << "\n== 4. The report an operator reviews ==\n";
   ctx.operands = {job.id()};
   if (rc = CmdJobsReport(ctx); rc != kExitOk) return rc;
+  out << "\n== 5. Deployment: approve the map into shadow ==\n";
+  if (rc = DemoApproveIntoShadow(ctx, job, run_id); rc != kExitOk) return rc;
   out << "\n== Next ==\n"
-      << "The engine applies the approved map locally with clm::client::CalibrationCache (see client/README.md).\n"
-      << "This server has no Deployment service yet, so the map cannot be approved into shadow from clmctl.\n"
-      << "Try: clmctl jobs show " << job.id() << "    clmctl trades summary    clmctl watch\n";
+      << "The engine applies the production map locally with clm::client::CalibrationCache following\n"
+      << "clm::client::WatchActiveSource (see client/README.md). Shadow maps are scored beside production only.\n"
+      << "Try: clmctl deployments    clmctl promote VERSION --by NAME --reason TEXT    clmctl audit\n";
   return kExitOk;
 }
 
@@ -809,8 +1045,22 @@ const std::vector<Command>& Commands() {
       {"jobs cancel", "ID [--reason TEXT]", "cancel a queued or running job", {"reason"}, 1, 1, true,
        CmdJobsCancel},
       {"demo", "[--trades N] [--days D]",
-       "stream a synthetic data set, show the cadence report, run a calibration job, print its report",
+       "stream a synthetic data set, show the cadence report, run a calibration job, print its report and, "
+       "when it is deployment ready, approve it into shadow",
        {"trades", "days"}, 0, 0, true, CmdDemo},
+      {"approve", "JOB --stage shadow|production --by NAME --reason TEXT",
+       "deploy a succeeded, deployment-ready job as a new version; prints the version", {"stage", "by", "reason"},
+       1, 1, true, CmdApprove},
+      {"promote", "VERSION --by NAME --reason TEXT", "move the shadow version to production; prints the version",
+       {"by", "reason"}, 1, 1, true, CmdPromote},
+      {"rollback", "[--to VERSION | --identity] --by NAME --reason TEXT",
+       "production back to the previous (or named, or no) calibration; prints the production version (0: none)",
+       {"to", "identity", "by", "reason"}, 0, 0, true, CmdRollback},
+      {"deployments", "", "every deployed version, newest first: stage, approval, live trades and MSE", {}, 0, 0,
+       true, CmdDeployments},
+      {"audit", "[--limit N]", "every deployment change and refused attempt, newest first", {"limit"}, 0, 0, true,
+       CmdAudit},
+      {"active", "", "the active calibration: production and shadow versions", {}, 0, 0, true, CmdActive},
   };
   return *commands;
 }
