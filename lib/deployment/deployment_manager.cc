@@ -358,7 +358,9 @@ absl::StatusOr<DeploymentVersion> DeploymentManager::Approve(const clm::v1::Appr
   version.set_win_rate_before(decided == 0 ? 0.0
                                            : static_cast<double>(job->result().wins()) / static_cast<double>(decided));
   if (request.include_ensemble_weights()) {
-    for (const auto& model : ensemble.models()) (*version.mutable_ensemble_weights())[model.model()] = model.proposed_weight();
+    for (const auto& model : ensemble.models()) {
+      (*version.mutable_ensemble_weights())[model.model()] = model.proposed_weight();
+    }
   }
   version.set_approved_by(request.approver());
   version.set_reason(request.reason());
