@@ -1,9 +1,11 @@
 // clm-example-engine: how a trading engine uses the client library.
 //
 //  - CalibrationCache turns the model's raw confidence into a calibrated probability before sizing a
-//    position. Its source here is a succeeded calibration job chosen by the operator (--job, or the newest
-//    succeeded one): the Deployment service that will publish the approved map does not exist yet, and a
-//    real engine should follow only an approved calibration.
+//    position. It follows the approved production calibration through WatchActiveSource (the Deployment
+//    service's WatchActive stream): approvals and rollbacks reach it within milliseconds, and without a
+//    production calibration it uses the raw confidence. `--job` instead applies one job's map (or the newest
+//    succeeded job's with `--job=newest`), for trying a map before approving it; JobMapSource below shows
+//    how to write a CalibrationSource.
 //  - TradeStreamer reports every closed trade, with the RAW confidence (CLM learns from what the model said).
 //
 //   build-client/client/examples/clm-example-engine --server=127.0.0.1:8003 --trades=200
@@ -22,12 +24,15 @@
 #include "client/lib/calibration_cache.h"
 #include "client/lib/connection.h"
 #include "client/lib/trade_streamer.h"
+#include "client/lib/watch_active_source.h"
 #include "clm/v1/calibration_job.grpc.pb.h"
 #include "grpcpp/client_context.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:8003", "CLM server address");
 ABSL_FLAG(std::string, token, "", "bearer token sent with every call");
-ABSL_FLAG(std::string, job, "", "calibration job whose map to apply; empty: the newest succeeded job");
+ABSL_FLAG(std::string, job, "",
+          "apply this calibration job's map instead of the deployed production calibration; \"newest\": the "
+          "newest succeeded job; empty: follow the Deployment service");
 ABSL_FLAG(int, trades, 200, "closed trades to simulate and report");
 
 namespace {
@@ -99,8 +104,25 @@ int main(int argc, char** argv) {
   }
 
   clm::client::CalibrationCache cache;
-  if (absl::Status s = cache.Follow(std::make_unique<JobMapSource>(*channel, connection, absl::GetFlag(FLAGS_job)));
-      !s.ok()) {
+  const std::string job = absl::GetFlag(FLAGS_job);
+  std::unique_ptr<CalibrationSource> source;
+  clm::client::WatchActiveSource* watch = nullptr;
+  if (job.empty()) {
+    clm::client::WatchActiveSource::Options watch_options;
+    watch_options.metadata = clm::client::CallMetadata(connection);
+    auto follow = std::make_unique<clm::client::WatchActiveSource>(*channel, watch_options);
+    watch = follow.get();
+    source = std::move(follow);
+  } else {
+    source = std::make_unique<JobMapSource>(*channel, connection, job == "newest" ? std::string() : job);
+  }
+  absl::Status followed = cache.Follow(std::move(source));
+  if (followed.ok() && watch != nullptr) {
+    // The stream delivers the current state first; give it a moment so the first trades use it.
+    const absl::Time deadline = absl::Now() + absl::Seconds(2);
+    while (watch->stats().delivered == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  }
+  if (absl::Status s = followed; !s.ok()) {
     std::fprintf(stderr, "no calibration (%s): using raw confidences\n", s.ToString().c_str());
   } else {
     std::printf("calibration: %s (%s)\n", cache.active() ? cache.label().c_str() : "none",

@@ -165,17 +165,6 @@ TEST_F(ClmctlDeploymentTest, DemoApprovesAReadyJobIntoShadow) {
   EXPECT_THAT(r.out, HasSubstr("demo"));
 }
 
-TEST_F(ClmctlDeploymentTest, DemoSaysWhyANotReadyJobIsNotApproved) {
-  // 100 trades are too few for the safety validation.
-  Result r = Clmctl({"demo", "--trades", "100"});
-  ASSERT_EQ(r.rc, kExitOk) << r.err;
-  EXPECT_THAT(r.out, HasSubstr("not approved: job cal_"));
-  EXPECT_THAT(r.out, HasSubstr("is not deployment ready: "));
-  r = Clmctl({"deployments"});
-  ASSERT_EQ(r.rc, kExitOk) << r.err;
-  EXPECT_THAT(r.out, StartsWith("no deployments yet"));
-}
-
 TEST_F(ClmctlDeploymentTest, HelpListsTheDeploymentCommands) {
   std::ostringstream out;
   std::ostringstream err;
