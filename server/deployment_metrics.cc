@@ -29,12 +29,19 @@ DeploymentMetrics::DeploymentMetrics(prometheus::Registry& registry) {
   promotions_ = &changes.Add({{"kind", "promotion"}});
   manual_rollbacks_ = &changes.Add({{"kind", "rollback"}});
   auto_rollbacks_ = &changes.Add({{"kind", "auto_rollback"}});
+  rollback_delivery_last_ = &prometheus::BuildGauge()
+                                .Name("clm_deployment_rollback_delivery_seconds")
+                                .Help("Time from the latest rollback request (or detected regression) until "
+                                      "watchers were sent the new calibration and the file was written")
+                                .Register(registry)
+                                .Add({});
   refused_family_ = &prometheus::BuildCounter()
                          .Name("clm_deployment_refused_total")
                          .Help("Refused approvals, promotions and rollbacks, by the rule that refused them")
                          .Register(registry);
   absl::MutexLock lock(&mu_);
-  for (const char* rule : {"job_succeeded", "deployment_ready", "level_authorized", "is_shadow", "rollback_target"}) {
+  for (const char* rule : {"job_succeeded", "deployment_ready", "manual_approval", "ensemble_available",
+                           "level_authorized", "is_shadow", "rollback_target"}) {
     refused_[rule] = &refused_family_->Add({{"rule", rule}});
   }
 }
@@ -69,6 +76,7 @@ void DeploymentMetrics::Refresh(const deployment::DeploymentManager& deployments
     const auto before = last_.refused_by_rule.find(rule);
     it->second->Increment(static_cast<double>(count - (before == last_.refused_by_rule.end() ? 0 : before->second)));
   }
+  rollback_delivery_last_->Set(counters.last_rollback_delivery_seconds);
   last_ = counters;
 }
 

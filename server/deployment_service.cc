@@ -183,7 +183,7 @@ grpc::ServerUnaryReactor* DeploymentService::List(grpc::CallbackServerContext* c
                                                   const clm::v1::ListDeploymentsRequest* request,
                                                   clm::v1::ListDeploymentsResponse* response) {
   const absl::Time start = absl::Now();
-  *response = deployments_->List();
+  *response = deployments_->List(*request);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   FinishUnary(reactor, list_metrics_, start, grpc::Status::OK);
   return reactor;
