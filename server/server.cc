@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <utility>
 
@@ -240,6 +241,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   deployment_options.auto_rollback = !config.deployment().auto_rollback_disabled();
   deployment_options.auto_rollback_margin = config.deployment().auto_rollback_margin();
   deployment_options.auto_rollback_min_trades = config.deployment().auto_rollback_min_trades();
+  store::TradeStore* trade_store = services->trade_store.get();
+  deployment_options.max_seq = [trade_store] { return trade_store->MaxSeq(); };
   ThreadPool* pool = services->query_pool.get();
   deployment_options.run_async = [pool](std::function<void()> task) {
     absl::Status scheduled = pool->Schedule(std::move(task));
@@ -250,6 +253,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
       deployment_options);
   if (!deployments.ok()) return deployments.status();
   services->deployments = std::move(*deployments);
+  // Live KPIs are "since each deployment": rebuild them from the trades stored since, as they were before
+  // the restart.
+  if (std::optional<int64_t> from = services->deployments->ReplayFrom()) {
+    store::DatasetQuery since;
+    since.after_seq = *from;
+    absl::StatusOr<std::vector<Trade>> trades = services->trade_store->LoadTrades(since);
+    if (!trades.ok()) return trades.status();
+    std::sort(trades->begin(), trades->end(), [](const Trade& a, const Trade& b) { return a.seq < b.seq; });
+    std::vector<std::pair<int64_t, deployment::DeploymentManager::LiveTrade>> live;
+    live.reserve(trades->size());
+    for (const Trade& t : *trades) {
+      live.push_back({t.seq, {t.confidence, static_cast<int>(t.outcome), t.pnl, t.symbol, t.model_id}});
+    }
+    services->deployments->ReplayLive(live);
+  }
   services->job_launcher->SetDeployment(services->deployments.get());
   services->deployment_metrics = std::make_unique<DeploymentMetrics>(*services->metrics->registry());
   services->deployment_metrics->Refresh(*services->deployments);

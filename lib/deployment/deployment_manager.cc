@@ -240,6 +240,16 @@ absl::Status DeploymentManager::Apply(std::vector<DeploymentVersion> changed, ui
   }
   audit.set_ok(true);
   *audit.mutable_at() = ToTimestamp(now_ns);
+  // Versions entering shadow or production measure the trades stored from now on.
+  if (options_.max_seq) {
+    absl::StatusOr<int64_t> max_seq = options_.max_seq();
+    if (!max_seq.ok()) return max_seq.status();
+    for (DeploymentVersion& v : changed) {
+      if (v.stage() == clm::v1::STAGE_SHADOW || v.stage() == clm::v1::STAGE_PRODUCTION) {
+        v.set_live_from_seq(static_cast<uint64_t>(*max_seq));
+      }
+    }
+  }
   absl::Status stored = store_->Commit(changed, production, shadow, sequence, now_ns, audit);
   if (!stored.ok()) return stored;  // nothing changed, in the store or here
 
@@ -606,6 +616,51 @@ clm::v1::LiveKpis DeploymentManager::KpisLocked(uint64_t version) const {
   return kpis;
 }
 
+void DeploymentManager::Score(Live& live, const LiveTrade& t, const Compiled* production, const Compiled* shadow) {
+  ++live.seen;
+  live.pnl += t.pnl;
+  live.peak = std::max(live.peak, live.pnl);
+  live.max_drawdown = std::max(live.max_drawdown, live.peak - live.pnl);
+  if (t.outcome != clm::v1::TradeOutcome::WIN && t.outcome != clm::v1::TradeOutcome::LOSS) return;
+  const double label = t.outcome == clm::v1::TradeOutcome::WIN ? 1.0 : 0.0;
+  ++live.trades;
+  if (label == 1.0) ++live.wins;
+  live.sq_raw += (t.confidence - label) * (t.confidence - label);
+  const double p = production != nullptr ? production->Apply(t.confidence, t.symbol, t.model_id) : t.confidence;
+  live.sq_production += (p - label) * (p - label);
+  if (shadow != nullptr) {
+    const double s = shadow->Apply(t.confidence, t.symbol, t.model_id);
+    live.sq_shadow += (s - label) * (s - label);
+    ++live.shadow_trades;
+  }
+}
+
+void DeploymentManager::ReplayLive(const std::vector<std::pair<int64_t, LiveTrade>>& trades) {
+  absl::MutexLock lock(&mu_);
+  const Compiled* production = production_compiled_.get();
+  const Compiled* shadow = shadow_compiled_.get();
+  for (uint64_t version : {production_, shadow_}) {
+    if (version == 0) continue;
+    Live& live = live_[version];
+    live = Live();
+    const int64_t from = static_cast<int64_t>(versions_.at(version).live_from_seq());
+    for (const auto& [seq, t] : trades) {
+      if (seq > from) Score(live, t, production, shadow);
+    }
+  }
+}
+
+std::optional<int64_t> DeploymentManager::ReplayFrom() const {
+  absl::MutexLock lock(&mu_);
+  std::optional<int64_t> from;
+  for (uint64_t version : {production_, shadow_}) {
+    if (version == 0) continue;
+    const auto seq = static_cast<int64_t>(versions_.at(version).live_from_seq());
+    from = from ? std::min(*from, seq) : seq;
+  }
+  return from;
+}
+
 void DeploymentManager::OnTradesCommitted(const std::vector<LiveTrade>& trades) {
   std::string rollback_why;
   uint64_t rollback_version = 0;
@@ -617,24 +672,7 @@ void DeploymentManager::OnTradesCommitted(const std::vector<LiveTrade>& trades) 
     for (uint64_t version : {production_, shadow_}) {
       if (version == 0) continue;
       Live& live = live_[version];
-      for (const LiveTrade& t : trades) {
-        ++live.seen;
-        live.pnl += t.pnl;
-        live.peak = std::max(live.peak, live.pnl);
-        live.max_drawdown = std::max(live.max_drawdown, live.peak - live.pnl);
-        if (t.outcome != clm::v1::TradeOutcome::WIN && t.outcome != clm::v1::TradeOutcome::LOSS) continue;
-        const double label = t.outcome == clm::v1::TradeOutcome::WIN ? 1.0 : 0.0;
-        ++live.trades;
-        if (label == 1.0) ++live.wins;
-        live.sq_raw += (t.confidence - label) * (t.confidence - label);
-        const double p = production != nullptr ? production->Apply(t.confidence, t.symbol, t.model_id) : t.confidence;
-        live.sq_production += (p - label) * (p - label);
-        if (shadow != nullptr) {
-          const double s = shadow->Apply(t.confidence, t.symbol, t.model_id);
-          live.sq_shadow += (s - label) * (s - label);
-          ++live.shadow_trades;
-        }
-      }
+      for (const LiveTrade& t : trades) Score(live, t, production, shadow);
     }
     if (options_.auto_rollback && options_.run_async && production_ != 0) {
       Live& live = live_[production_];

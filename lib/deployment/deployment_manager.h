@@ -90,6 +90,9 @@ class DeploymentManager final {
     // Runs a task off the caller's thread (the automatic rollback writes the store, and OnTradesCommitted
     // runs on the ingest writer). Required for automatic rollback; without it there is none.
     std::function<void(std::function<void()>)> run_async;
+    // The trade store's last sequence number, recorded as a version's live_from_seq when it is deployed so
+    // its live KPIs can be rebuilt after a restart (ReplayLive). Without it they start at 0.
+    std::function<absl::StatusOr<int64_t>()> max_seq;
     // Stamps versions, stage changes and the audit; nullptr: the system clock. Not owned.
     Clock* clock = nullptr;
     // Approvers that are not a person: an ensemble-weight change into production is refused for them.
@@ -134,6 +137,12 @@ class DeploymentManager final {
   // the live KPIs, and schedules the automatic rollback when production does worse than raw by more than
   // the margin. Short lock, no I/O: safe on the ingest writer's thread.
   void OnTradesCommitted(const std::vector<LiveTrade>& trades);
+  // Rebuilds the live KPIs of the production and shadow versions from the trades stored since each was
+  // deployed (pairs of store sequence number and trade, in sequence order), as after a restart.
+  void ReplayLive(const std::vector<std::pair<int64_t, LiveTrade>>& trades);
+  // The smallest live_from_seq of the deployed versions (what ReplayLive needs), or nothing when none is.
+  std::optional<int64_t> ReplayFrom() const;
+
   // Whether a calibration is deployed (production or shadow), so callers can skip building LiveTrades.
   bool measuring() const { return measuring_.load(std::memory_order_relaxed); }
   // The live KPIs of a version (zero when it was never deployed).
@@ -179,6 +188,7 @@ class DeploymentManager final {
   absl::Status CheckLevel(clm::v1::AuthorizationLevel needed, const clm::v1::CadenceReport& report,
                           const clm::v1::AuditEntry& audit);
   clm::v1::LiveKpis KpisLocked(uint64_t version) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  static void Score(Live& live, const LiveTrade& trade, const Compiled* production, const Compiled* shadow);
   // Stores the change; on success applies it in memory, tells subscribers and writes the file.
   absl::Status Apply(std::vector<clm::v1::DeploymentVersion> changed, uint64_t production, uint64_t shadow,
                      clm::v1::AuditEntry audit, int64_t now_ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);

@@ -780,5 +780,37 @@ TEST_F(DeploymentCrashTest, KilledAfterTheCommitLeavesTheNewVersionAndStartRepai
   EXPECT_EQ(FromFile().sequence(), 2u);
 }
 
+TEST_F(DeploymentManagerTest, LiveKpisAreRebuiltFromTheTradesStoredSinceTheDeployment) {
+  // The store holds 10 trades when v1 is deployed, so its live figures count trades 11 and after.
+  int64_t max_seq = 10;
+  manager_.reset();
+  DeploymentManager::Options options;
+  options.max_seq = [&max_seq]() -> absl::StatusOr<int64_t> { return max_seq; };
+  auto manager = DeploymentManager::Create(failing_.get(), &jobs_, &levels_, options);
+  ASSERT_TRUE(manager.ok());
+  manager_ = std::move(*manager);
+  ASSERT_TRUE(Approve("cal_a", clm::v1::STAGE_PRODUCTION).ok());
+  std::vector<std::pair<int64_t, DeploymentManager::LiveTrade>> stored;
+  for (int64_t seq = 1; seq <= 25; ++seq) {
+    stored.push_back({seq, {0.5, seq % 2 ? clm::v1::TradeOutcome::WIN : clm::v1::TradeOutcome::LOSS, 1.0, "BTCUSDT", ""}});
+  }
+  std::vector<DeploymentManager::LiveTrade> live;
+  for (const auto& [seq, t] : stored) {
+    if (seq > 10) live.push_back(t);
+  }
+  manager_->OnTradesCommitted(live);
+  const clm::v1::LiveKpis before = manager_->Kpis(1);
+  EXPECT_EQ(before.trades_seen(), 15u);
+
+  // A restart: the store decides; the KPIs come back from the same trades, not from zero.
+  manager = DeploymentManager::Create(failing_.get(), &jobs_, &levels_, options);
+  ASSERT_TRUE(manager.ok());
+  manager_ = std::move(*manager);
+  ASSERT_EQ(manager_->ReplayFrom(), std::optional<int64_t>(10));
+  EXPECT_EQ(manager_->Kpis(1).trades_seen(), 0u);
+  manager_->ReplayLive(stored);
+  EXPECT_EQ(manager_->Kpis(1).SerializeAsString(), before.SerializeAsString());
+}
+
 }  // namespace
 }  // namespace clm::deployment

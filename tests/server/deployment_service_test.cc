@@ -27,7 +27,18 @@ using clm::v1::TradeOutcome;
 
 class DeploymentServiceTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { Start(); }
+
+  void Restart() {
+    deployment_.reset();
+    cadence_.reset();
+    jobs_.reset();
+    ingest_.reset();
+    server_.reset();
+    Start();
+  }
+
+  void Start() {
     clm::v1::ServerConfig given;
     given.mutable_policy()->mutable_monitor()->set_nudge_debounce_ms(0);  // reports follow ingest at once
     given.mutable_deployment()->set_active_json_path(dir_.path() + "/active.json");
@@ -270,6 +281,43 @@ TEST_F(DeploymentServiceTest, AutoShadowApprovesASafeJobIntoShadow) {
   ASSERT_TRUE(deployment_->List(&list_context, clm::v1::ListDeploymentsRequest(), &list).ok());
   ASSERT_EQ(list.versions_size(), 1);
   EXPECT_EQ(list.versions(0).approved_by(), "cadence-monitor");
+}
+
+// Live KPIs are "since the deployment": a restart rebuilds them from the trades stored since, not from zero.
+TEST_F(DeploymentServiceTest, LiveKpisSurviveARestart) {
+  IngestAndWaitForReport();
+  const std::string job = RunJob();
+  grpc::ClientContext approve_context;
+  clm::v1::ApproveRequest approve;
+  approve.set_job_id(job);
+  approve.set_stage(clm::v1::STAGE_PRODUCTION);
+  approve.set_approver("alice");
+  approve.set_reason("reviewed");
+  clm::v1::DeploymentVersion version;
+  ASSERT_TRUE(deployment_->Approve(&approve_context, approve, &version).ok());
+  clm::v1::RecordRequest more;
+  for (int i = 0; i < 40; ++i) {
+    *more.add_trades() = clm::testing::MakeTrade(absl::StrCat("after-", i), 0.6,
+                                                 i % 2 ? TradeOutcome::WIN : TradeOutcome::LOSS);
+  }
+  grpc::ClientContext record_context;
+  clm::v1::IngestAck ack;
+  ASSERT_TRUE(ingest_->Record(&record_context, more, &ack).ok());
+  ASSERT_EQ(ack.accepted(), 40u);
+
+  auto live = [this] {
+    grpc::ClientContext context;
+    clm::v1::ListDeploymentsResponse list;
+    EXPECT_TRUE(deployment_->List(&context, clm::v1::ListDeploymentsRequest(), &list).ok());
+    return list.versions(0).live();
+  };
+  const clm::v1::LiveKpis before = live();
+  EXPECT_EQ(before.trades(), 40u);
+  Restart();
+  const clm::v1::LiveKpis after = live();
+  EXPECT_EQ(after.trades(), 40u);
+  EXPECT_DOUBLE_EQ(after.mse_production(), before.mse_production());
+  EXPECT_DOUBLE_EQ(after.cumulative_pnl(), before.cumulative_pnl());
 }
 
 }  // namespace
