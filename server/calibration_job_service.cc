@@ -147,24 +147,16 @@ CalibrationJobService::CalibrationJobService(jobs::JobManager* jobs, ThreadPool*
 grpc::ServerUnaryReactor* CalibrationJobService::Submit(grpc::CallbackServerContext* context,
                                                         const clm::v1::SubmitJobRequest* request, Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  FinishOnPool(pool_, reactor, submit_metrics_, [this, request, response]() -> absl::Status {
-    absl::StatusOr<Job> job = jobs_->Submit(*request);
-    if (!job.ok()) return job.status();
-    *response = std::move(*job);
-    return absl::OkStatus();
-  });
+  AnswerOnPool(pool_, reactor, submit_metrics_, response,
+               [this, request] { return jobs_->Submit(*request); });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* CalibrationJobService::Get(grpc::CallbackServerContext* context,
                                                      const clm::v1::GetJobRequest* request, Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  FinishOnPool(pool_, reactor, get_metrics_, [this, request, response]() -> absl::Status {
-    absl::StatusOr<Job> job = jobs_->Get(request->id(), true);
-    if (!job.ok()) return job.status();
-    *response = std::move(*job);
-    return absl::OkStatus();
-  });
+  AnswerOnPool(pool_, reactor, get_metrics_, response,
+               [this, request] { return jobs_->Get(request->id(), true); });
   return reactor;
 }
 
@@ -172,12 +164,7 @@ grpc::ServerUnaryReactor* CalibrationJobService::List(grpc::CallbackServerContex
                                                       const clm::v1::ListJobsRequest* request,
                                                       clm::v1::ListJobsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  FinishOnPool(pool_, reactor, list_metrics_, [this, request, response]() -> absl::Status {
-    absl::StatusOr<clm::v1::ListJobsResponse> page = jobs_->List(*request);
-    if (!page.ok()) return page.status();
-    *response = std::move(*page);
-    return absl::OkStatus();
-  });
+  AnswerOnPool(pool_, reactor, list_metrics_, response, [this, request] { return jobs_->List(*request); });
   return reactor;
 }
 
@@ -196,12 +183,8 @@ grpc::ServerWriteReactor<Job>* CalibrationJobService::Watch(grpc::CallbackServer
 grpc::ServerUnaryReactor* CalibrationJobService::Cancel(grpc::CallbackServerContext* context,
                                                         const clm::v1::CancelJobRequest* request, Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  FinishOnPool(pool_, reactor, cancel_metrics_, [this, request, response]() -> absl::Status {
-    absl::StatusOr<Job> job = jobs_->Cancel(request->id(), request->reason());
-    if (!job.ok()) return job.status();
-    *response = std::move(*job);
-    return absl::OkStatus();
-  });
+  AnswerOnPool(pool_, reactor, cancel_metrics_, response,
+               [this, request] { return jobs_->Cancel(request->id(), request->reason()); });
   return reactor;
 }
 

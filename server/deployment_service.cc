@@ -129,12 +129,8 @@ grpc::ServerUnaryReactor* DeploymentService::Approve(grpc::CallbackServerContext
                                                      const clm::v1::ApproveRequest* request,
                                                      clm::v1::DeploymentVersion* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  FinishOnPool(pool_, reactor, approve_metrics_, [this, request, response]() -> absl::Status {
-    absl::StatusOr<clm::v1::DeploymentVersion> version = deployments_->Approve(*request);
-    if (!version.ok()) return version.status();
-    *response = std::move(*version);
-    return absl::OkStatus();
-  });
+  AnswerOnPool(pool_, reactor, approve_metrics_, response,
+               [this, request] { return deployments_->Approve(*request); });
   return reactor;
 }
 
@@ -142,12 +138,8 @@ grpc::ServerUnaryReactor* DeploymentService::Promote(grpc::CallbackServerContext
                                                      const clm::v1::PromoteRequest* request,
                                                      clm::v1::DeploymentVersion* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  FinishOnPool(pool_, reactor, promote_metrics_, [this, request, response]() -> absl::Status {
-    absl::StatusOr<clm::v1::DeploymentVersion> version = deployments_->Promote(*request);
-    if (!version.ok()) return version.status();
-    *response = std::move(*version);
-    return absl::OkStatus();
-  });
+  AnswerOnPool(pool_, reactor, promote_metrics_, response,
+               [this, request] { return deployments_->Promote(*request); });
   return reactor;
 }
 
@@ -155,12 +147,8 @@ grpc::ServerUnaryReactor* DeploymentService::Rollback(grpc::CallbackServerContex
                                                       const clm::v1::RollbackRequest* request,
                                                       ActiveCalibration* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  FinishOnPool(pool_, reactor, rollback_metrics_, [this, request, response]() -> absl::Status {
-    absl::StatusOr<ActiveCalibration> active = deployments_->Rollback(*request);
-    if (!active.ok()) return active.status();
-    *response = std::move(*active);
-    return absl::OkStatus();
-  });
+  AnswerOnPool(pool_, reactor, rollback_metrics_, response,
+               [this, request] { return deployments_->Rollback(*request); });
   return reactor;
 }
 
@@ -193,12 +181,8 @@ grpc::ServerUnaryReactor* DeploymentService::GetAudit(grpc::CallbackServerContex
                                                       const clm::v1::GetAuditRequest* request,
                                                       clm::v1::GetAuditResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  FinishOnPool(pool_, reactor, audit_metrics_, [this, request, response]() -> absl::Status {
-    absl::StatusOr<clm::v1::GetAuditResponse> page = deployments_->Audit(request->limit(), request->before_id());
-    if (!page.ok()) return page.status();
-    *response = std::move(*page);
-    return absl::OkStatus();
-  });
+  AnswerOnPool(pool_, reactor, audit_metrics_, response,
+               [this, request] { return deployments_->Audit(request->limit(), request->before_id()); });
   return reactor;
 }
 

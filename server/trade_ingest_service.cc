@@ -257,12 +257,8 @@ grpc::ServerUnaryReactor* TradeIngestService::GetDatasetSummary(grpc::CallbackSe
     FinishUnary(reactor, summary_metrics_, start, ToGrpcStatus(query.status()));
     return reactor;
   }
-  FinishOnPool(query_pool_, reactor, summary_metrics_, [this, response, query = *query]() -> absl::Status {
-    absl::StatusOr<clm::v1::DatasetSummary> summary = store_->Summarize(query);
-    if (!summary.ok()) return summary.status();
-    *response = std::move(*summary);
-    return absl::OkStatus();
-  });
+  AnswerOnPool(query_pool_, reactor, summary_metrics_, response,
+               [this, query = *query] { return store_->Summarize(query); });
   return reactor;
 }
 
@@ -279,12 +275,8 @@ grpc::ServerUnaryReactor* TradeIngestService::ListDeadLetters(grpc::CallbackServ
   }
   uint32_t limit = request->limit() == 0 ? 100 : request->limit();
   uint64_t before_id = request->before_id();
-  FinishOnPool(query_pool_, reactor, dead_letters_metrics_, [this, response, limit, before_id]() -> absl::Status {
-    absl::StatusOr<clm::v1::ListDeadLettersResponse> page = store_->ListDeadLetters(limit, before_id);
-    if (!page.ok()) return page.status();
-    *response = std::move(*page);
-    return absl::OkStatus();
-  });
+  AnswerOnPool(query_pool_, reactor, dead_letters_metrics_, response,
+               [this, limit, before_id] { return store_->ListDeadLetters(limit, before_id); });
   return reactor;
 }
 

@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/support/server_callback.h"
 #include "lib/common/thread_pool.h"
@@ -21,6 +22,18 @@ void FinishUnary(grpc::ServerUnaryReactor* reactor, MethodMetrics& metrics, absl
 // status. A full or stopped pool finishes the call at once with RESOURCE_EXHAUSTED or UNAVAILABLE.
 void FinishOnPool(ThreadPool* pool, grpc::ServerUnaryReactor* reactor, MethodMetrics& metrics,
                   std::function<absl::Status()> work);
+
+// The common case of FinishOnPool: `work` computes the response, which is stored in `*response` on success.
+template <typename Response, typename Work>
+void AnswerOnPool(ThreadPool* pool, grpc::ServerUnaryReactor* reactor, MethodMetrics& metrics, Response* response,
+                  Work work) {
+  FinishOnPool(pool, reactor, metrics, [response, work = std::move(work)]() -> absl::Status {
+    absl::StatusOr<Response> answer = work();
+    if (!answer.ok()) return answer.status();
+    *response = std::move(*answer);
+    return absl::OkStatus();
+  });
+}
 
 }  // namespace clm::server
 
