@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
+#include "tests/e2e/real_server_fixture.h"
 #include "tests/testing/reflection_client.h"
 #include "tests/testing/test_util.h"
 
@@ -42,23 +43,7 @@ std::string Trade(const std::string& override_member = "", const std::string& dr
 
 std::string Batch(const std::string& trade) { return absl::StrCat(R"({"batchId": "9", "trades": [)", trade, "]}"); }
 
-class BadInputTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    server_ = std::make_unique<clm::testing::ServerProcess>(CLM_SERVER_BINARY, dir_.path());
-    ASSERT_TRUE(server_->WaitUntilServing());
-    client_ = std::make_unique<clm::testing::ReflectionClient>(
-        grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
-  }
-  void TearDown() override {
-    client_.reset();  // disconnect first (see ServerProcess::Stop)
-    EXPECT_EQ(server_->Stop(), 0);
-  }
-
-  clm::testing::TempDir dir_;
-  std::unique_ptr<clm::testing::ServerProcess> server_;
-  std::unique_ptr<clm::testing::ReflectionClient> client_;
-};
+using BadInputTest = clm::testing::RealServerTest;
 
 TEST_F(BadInputTest, EveryBadRequestGetsItsPreciseErrorAndChangesNothing) {
   std::string too_many = R"({"trades": [)";

@@ -9,29 +9,14 @@
 #include "absl/time/clock.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
+#include "tests/e2e/real_server_fixture.h"
 #include "tests/testing/reflection_client.h"
 #include "tests/testing/test_util.h"
 
 namespace clm {
 namespace {
 
-class ReflectionTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    server_ = std::make_unique<clm::testing::ServerProcess>(CLM_SERVER_BINARY, dir_.path());
-    ASSERT_TRUE(server_->WaitUntilServing());
-    client_ = std::make_unique<clm::testing::ReflectionClient>(
-        grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
-  }
-  void TearDown() override {
-    client_.reset();  // disconnect first (see ServerProcess::Stop)
-    EXPECT_EQ(server_->Stop(), 0);
-  }
-
-  clm::testing::TempDir dir_;
-  std::unique_ptr<clm::testing::ServerProcess> server_;
-  std::unique_ptr<clm::testing::ReflectionClient> client_;
-};
+using ReflectionTest = clm::testing::RealServerTest;
 
 TEST_F(ReflectionTest, ListShowsEveryService) {
   auto services = client_->ListServices();
