@@ -152,8 +152,9 @@ class CadenceStatusService::WatchReactor final : public grpc::ServerWriteReactor
   grpc::Status final_status_;  // written before Finish, read in OnDone
 };
 
-CadenceStatusService::CadenceStatusService(cadence::Monitor* monitor, Metrics* metrics)
+CadenceStatusService::CadenceStatusService(cadence::Monitor* monitor, Metrics* metrics, const Authenticator* auth)
     : monitor_(monitor),
+      auth_(auth),
       get_status_metrics_(metrics->Method("/clm.v1.CadenceStatus/GetStatus")),
       watch_status_metrics_(metrics->Method("/clm.v1.CadenceStatus/WatchStatus")),
       get_policy_metrics_(metrics->Method("/clm.v1.CadenceStatus/GetPolicy")),
@@ -172,6 +173,7 @@ grpc::ServerUnaryReactor* CadenceStatusService::GetStatus(grpc::CallbackServerCo
                                                           CadenceReport* response) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Admit(*auth_, context, reactor, get_status_metrics_)) return reactor;
   if (absl::Status valid = CheckScope(*request); !valid.ok()) {
     FinishUnary(reactor, get_status_metrics_, start, ToGrpcStatus(valid));
     return reactor;
@@ -193,6 +195,9 @@ grpc::ServerUnaryReactor* CadenceStatusService::GetStatus(grpc::CallbackServerCo
 
 grpc::ServerWriteReactor<CadenceReport>* CadenceStatusService::WatchStatus(
     grpc::CallbackServerContext* context, const clm::v1::WatchStatusRequest* request) {
+  if (absl::StatusOr<auth::Principal> caller = auth_->Check(*context, watch_status_metrics_.method()); !caller.ok()) {
+    return new RefusedWrite<CadenceReport>(watch_status_metrics_, ToGrpcStatus(caller.status()));
+  }
   return new WatchReactor(this);
 }
 
@@ -201,6 +206,7 @@ grpc::ServerUnaryReactor* CadenceStatusService::GetPolicy(grpc::CallbackServerCo
                                                           clm::v1::GetPolicyResponse* response) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Admit(*auth_, context, reactor, get_policy_metrics_)) return reactor;
   *response->mutable_policy() = monitor_->policy();
   response->set_mode(monitor_->mode());
   if (std::optional<clm::v1::ModeChange> change = monitor_->last_mode_change(); change.has_value()) {
@@ -215,8 +221,11 @@ grpc::ServerUnaryReactor* CadenceStatusService::SetMode(grpc::CallbackServerCont
                                                         clm::v1::SetModeResponse* response) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::optional<auth::Principal> caller = Admit(*auth_, context, reactor, set_mode_metrics_);
+  if (!caller.has_value()) return reactor;
   // The monitor validates (mode, changed_by, reason: each error names its field) and persists.
-  monitor_->SetModeAsync(request->mode(), request->changed_by(), request->reason(),
+  // With authentication on, the change is recorded as the authenticated principal's, whatever was typed.
+  monitor_->SetModeAsync(request->mode(), auth_->Actor(*caller, request->changed_by()), request->reason(),
                          [this, reactor, response, start](absl::StatusOr<clm::v1::ModeChange> change) {
                            if (change.ok()) *response->mutable_change() = *std::move(change);
                            FinishUnary(reactor, set_mode_metrics_, start, ToGrpcStatus(change.status()));
@@ -229,6 +238,7 @@ grpc::ServerUnaryReactor* CadenceStatusService::GetMonitorHistory(grpc::Callback
                                                                   clm::v1::GetMonitorHistoryResponse* response) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Admit(*auth_, context, reactor, history_metrics_)) return reactor;
   if (request->limit() > kMaxHistoryLimit) {
     FinishUnary(reactor, history_metrics_, start,
                 grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,

@@ -6,6 +6,7 @@
 #include "absl/synchronization/mutex.h"
 #include "clm/v1/cadence.grpc.pb.h"
 #include "lib/cadence/monitor.h"
+#include "server/auth.h"
 #include "server/metrics.h"
 
 namespace clm::server {
@@ -21,7 +22,7 @@ namespace clm::server {
 // The monitor must outlive the service and every call it serves (stop the gRPC server first).
 class CadenceStatusService final : public clm::v1::CadenceStatus::CallbackService {
  public:
-  CadenceStatusService(cadence::Monitor* monitor, Metrics* metrics);
+  CadenceStatusService(cadence::Monitor* monitor, Metrics* metrics, const Authenticator* auth);
 
   // Ends every open WatchStatus stream with UNAVAILABLE (the server is going away; clients reconnect), and
   // every stream opened later at once. Called once, at shutdown, before grpc::Server::Shutdown, so open
@@ -46,6 +47,7 @@ class CadenceStatusService final : public clm::v1::CadenceStatus::CallbackServic
   class WatchReactor;
 
   cadence::Monitor* const monitor_;
+  const Authenticator* const auth_;
   absl::Mutex watches_mu_;
   absl::flat_hash_set<WatchReactor*> watches_ ABSL_GUARDED_BY(watches_mu_);
   bool finishing_ ABSL_GUARDED_BY(watches_mu_) = false;

@@ -134,9 +134,11 @@ class CalibrationJobService::WatchReactor final : public grpc::ServerWriteReacto
   grpc::Status final_status_;
 };
 
-CalibrationJobService::CalibrationJobService(jobs::JobManager* jobs, ThreadPool* pool, Metrics* metrics)
+CalibrationJobService::CalibrationJobService(jobs::JobManager* jobs, ThreadPool* pool, Metrics* metrics,
+                                             const Authenticator* auth)
     : jobs_(jobs),
       pool_(pool),
+      auth_(auth),
       submit_metrics_(metrics->Method("/clm.v1.CalibrationJob/Submit")),
       get_metrics_(metrics->Method("/clm.v1.CalibrationJob/Get")),
       list_metrics_(metrics->Method("/clm.v1.CalibrationJob/List")),
@@ -147,14 +149,21 @@ CalibrationJobService::CalibrationJobService(jobs::JobManager* jobs, ThreadPool*
 grpc::ServerUnaryReactor* CalibrationJobService::Submit(grpc::CallbackServerContext* context,
                                                         const clm::v1::SubmitJobRequest* request, Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::optional<auth::Principal> caller = Admit(*auth_, context, reactor, submit_metrics_);
+  if (!caller.has_value()) return reactor;
   AnswerOnPool(pool_, reactor, submit_metrics_, response,
-               [this, request] { return jobs_->Submit(*request); });
+               [this, request, actor = auth_->Actor(*caller, request->submitted_by())] {
+                 clm::v1::SubmitJobRequest submit = *request;
+                 submit.set_submitted_by(actor);
+                 return jobs_->Submit(submit);
+               });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* CalibrationJobService::Get(grpc::CallbackServerContext* context,
                                                      const clm::v1::GetJobRequest* request, Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Admit(*auth_, context, reactor, get_metrics_)) return reactor;
   AnswerOnPool(pool_, reactor, get_metrics_, response,
                [this, request] { return jobs_->Get(request->id(), true); });
   return reactor;
@@ -164,12 +173,16 @@ grpc::ServerUnaryReactor* CalibrationJobService::List(grpc::CallbackServerContex
                                                       const clm::v1::ListJobsRequest* request,
                                                       clm::v1::ListJobsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Admit(*auth_, context, reactor, list_metrics_)) return reactor;
   AnswerOnPool(pool_, reactor, list_metrics_, response, [this, request] { return jobs_->List(*request); });
   return reactor;
 }
 
 grpc::ServerWriteReactor<Job>* CalibrationJobService::Watch(grpc::CallbackServerContext* context,
                                                             const clm::v1::WatchJobRequest* request) {
+  if (absl::StatusOr<auth::Principal> caller = auth_->Check(*context, watch_metrics_.method()); !caller.ok()) {
+    return new RefusedWrite<Job>(watch_metrics_, ToGrpcStatus(caller.status()));
+  }
   auto* reactor = new WatchReactor(this, request->id());
   if (request->id().empty()) {
     reactor->Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id: is required"));
@@ -183,6 +196,7 @@ grpc::ServerWriteReactor<Job>* CalibrationJobService::Watch(grpc::CallbackServer
 grpc::ServerUnaryReactor* CalibrationJobService::Cancel(grpc::CallbackServerContext* context,
                                                         const clm::v1::CancelJobRequest* request, Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Admit(*auth_, context, reactor, cancel_metrics_)) return reactor;
   AnswerOnPool(pool_, reactor, cancel_metrics_, response,
                [this, request] { return jobs_->Cancel(request->id(), request->reason()); });
   return reactor;
@@ -192,6 +206,7 @@ grpc::ServerUnaryReactor* CalibrationJobService::GetReport(grpc::CallbackServerC
                                                            const clm::v1::GetReportRequest* request,
                                                            clm::v1::JobReport* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Admit(*auth_, context, reactor, report_metrics_)) return reactor;
   FinishOnPool(pool_, reactor, report_metrics_, [this, request, response]() -> absl::Status {
     absl::StatusOr<Job> job = jobs_->Get(request->id(), true);
     if (!job.ok()) return job.status();

@@ -4,6 +4,7 @@
 #include "clm/v1/calibration_job.grpc.pb.h"
 #include "lib/common/thread_pool.h"
 #include "lib/jobs/job_manager.h"
+#include "server/auth.h"
 #include "server/metrics.h"
 
 namespace clm::server {
@@ -12,7 +13,7 @@ namespace clm::server {
 // follows the job manager's notifications and writes the latest state, one write at a time.
 class CalibrationJobService final : public clm::v1::CalibrationJob::CallbackService {
  public:
-  CalibrationJobService(jobs::JobManager* jobs, ThreadPool* pool, Metrics* metrics);
+  CalibrationJobService(jobs::JobManager* jobs, ThreadPool* pool, Metrics* metrics, const Authenticator* auth);
 
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context, const clm::v1::SubmitJobRequest* request,
                                    clm::v1::Job* response) override;
@@ -32,6 +33,7 @@ class CalibrationJobService final : public clm::v1::CalibrationJob::CallbackServ
 
   jobs::JobManager* const jobs_;
   ThreadPool* const pool_;
+  const Authenticator* const auth_;
   MethodMetrics& submit_metrics_;
   MethodMetrics& get_metrics_;
   MethodMetrics& list_metrics_;

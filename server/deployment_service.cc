@@ -105,9 +105,10 @@ class DeploymentService::WatchReactor final : public grpc::ServerWriteReactor<Ac
 };
 
 DeploymentService::DeploymentService(deployment::DeploymentManager* deployments, ThreadPool* pool,
-                                     Metrics* metrics)
+                                     Metrics* metrics, const Authenticator* auth)
     : deployments_(deployments),
       pool_(pool),
+      auth_(auth),
       approve_metrics_(metrics->Method("/clm.v1.Deployment/Approve")),
       promote_metrics_(metrics->Method("/clm.v1.Deployment/Promote")),
       rollback_metrics_(metrics->Method("/clm.v1.Deployment/Rollback")),
@@ -129,8 +130,14 @@ grpc::ServerUnaryReactor* DeploymentService::Approve(grpc::CallbackServerContext
                                                      const clm::v1::ApproveRequest* request,
                                                      clm::v1::DeploymentVersion* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::optional<auth::Principal> caller = Admit(*auth_, context, reactor, approve_metrics_);
+  if (!caller.has_value()) return reactor;
   AnswerOnPool(pool_, reactor, approve_metrics_, response,
-               [this, request] { return deployments_->Approve(*request); });
+               [this, request, approver = auth_->Actor(*caller, request->approver())] {
+                 clm::v1::ApproveRequest change = *request;
+                 change.set_approver(approver);  // the authenticated principal when authentication is on
+                 return deployments_->Approve(change);
+               });
   return reactor;
 }
 
@@ -138,8 +145,14 @@ grpc::ServerUnaryReactor* DeploymentService::Promote(grpc::CallbackServerContext
                                                      const clm::v1::PromoteRequest* request,
                                                      clm::v1::DeploymentVersion* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::optional<auth::Principal> caller = Admit(*auth_, context, reactor, promote_metrics_);
+  if (!caller.has_value()) return reactor;
   AnswerOnPool(pool_, reactor, promote_metrics_, response,
-               [this, request] { return deployments_->Promote(*request); });
+               [this, request, approver = auth_->Actor(*caller, request->approver())] {
+                 clm::v1::PromoteRequest change = *request;
+                 change.set_approver(approver);  // the authenticated principal when authentication is on
+                 return deployments_->Promote(change);
+               });
   return reactor;
 }
 
@@ -147,8 +160,14 @@ grpc::ServerUnaryReactor* DeploymentService::Rollback(grpc::CallbackServerContex
                                                       const clm::v1::RollbackRequest* request,
                                                       ActiveCalibration* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::optional<auth::Principal> caller = Admit(*auth_, context, reactor, rollback_metrics_);
+  if (!caller.has_value()) return reactor;
   AnswerOnPool(pool_, reactor, rollback_metrics_, response,
-               [this, request] { return deployments_->Rollback(*request); });
+               [this, request, approver = auth_->Actor(*caller, request->approver())] {
+                 clm::v1::RollbackRequest change = *request;
+                 change.set_approver(approver);  // the authenticated principal when authentication is on
+                 return deployments_->Rollback(change);
+               });
   return reactor;
 }
 
@@ -156,14 +175,18 @@ grpc::ServerUnaryReactor* DeploymentService::GetActive(grpc::CallbackServerConte
                                                        const clm::v1::GetActiveRequest* request,
                                                        ActiveCalibration* response) {
   const absl::Time start = absl::Now();
-  *response = deployments_->Active();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Admit(*auth_, context, reactor, get_active_metrics_)) return reactor;
+  *response = deployments_->Active();
   FinishUnary(reactor, get_active_metrics_, start, grpc::Status::OK);
   return reactor;
 }
 
 grpc::ServerWriteReactor<ActiveCalibration>* DeploymentService::WatchActive(
     grpc::CallbackServerContext* context, const clm::v1::WatchActiveRequest* request) {
+  if (absl::StatusOr<auth::Principal> caller = auth_->Check(*context, watch_metrics_.method()); !caller.ok()) {
+    return new RefusedWrite<ActiveCalibration>(watch_metrics_, ToGrpcStatus(caller.status()));
+  }
   return new WatchReactor(this);
 }
 
@@ -171,8 +194,9 @@ grpc::ServerUnaryReactor* DeploymentService::List(grpc::CallbackServerContext* c
                                                   const clm::v1::ListDeploymentsRequest* request,
                                                   clm::v1::ListDeploymentsResponse* response) {
   const absl::Time start = absl::Now();
-  *response = deployments_->List(*request);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Admit(*auth_, context, reactor, list_metrics_)) return reactor;
+  *response = deployments_->List(*request);
   FinishUnary(reactor, list_metrics_, start, grpc::Status::OK);
   return reactor;
 }
@@ -181,6 +205,7 @@ grpc::ServerUnaryReactor* DeploymentService::GetAudit(grpc::CallbackServerContex
                                                       const clm::v1::GetAuditRequest* request,
                                                       clm::v1::GetAuditResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Admit(*auth_, context, reactor, audit_metrics_)) return reactor;
   AnswerOnPool(pool_, reactor, audit_metrics_, response,
                [this, request] { return deployments_->Audit(request->limit(), request->before_id()); });
   return reactor;
@@ -191,6 +216,7 @@ grpc::ServerUnaryReactor* DeploymentService::Calibrate(grpc::CallbackServerConte
                                                        clm::v1::CalibrateResponse* response) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Admit(*auth_, context, reactor, calibrate_metrics_)) return reactor;
   absl::StatusOr<clm::v1::CalibrateResponse> calibrated = deployments_->Calibrate(*request);
   if (calibrated.ok()) *response = std::move(*calibrated);
   FinishUnary(reactor, calibrate_metrics_, start, ToGrpcStatus(calibrated.status()));

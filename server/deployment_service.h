@@ -7,6 +7,7 @@
 #include "clm/v1/deployment.grpc.pb.h"
 #include "lib/common/thread_pool.h"
 #include "lib/deployment/deployment_manager.h"
+#include "server/auth.h"
 #include "server/metrics.h"
 
 namespace clm::server {
@@ -16,7 +17,8 @@ namespace clm::server {
 // thread; WatchActive writes every change in order, one write at a time.
 class DeploymentService final : public clm::v1::Deployment::CallbackService {
  public:
-  DeploymentService(deployment::DeploymentManager* deployments, ThreadPool* pool, Metrics* metrics);
+  DeploymentService(deployment::DeploymentManager* deployments, ThreadPool* pool, Metrics* metrics,
+                    const Authenticator* auth);
 
   // Ends every open WatchActive with UNAVAILABLE (shutdown), so the engines reconnect elsewhere.
   void FinishWatches();
@@ -44,6 +46,7 @@ class DeploymentService final : public clm::v1::Deployment::CallbackService {
 
   deployment::DeploymentManager* const deployments_;
   ThreadPool* const pool_;
+  const Authenticator* const auth_;
   MethodMetrics& approve_metrics_;
   MethodMetrics& promote_metrics_;
   MethodMetrics& rollback_metrics_;

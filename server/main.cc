@@ -3,7 +3,9 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -20,6 +22,17 @@ ABSL_FLAG(std::string, metrics_address, "127.0.0.1:9103",
 ABSL_FLAG(std::string, data_dir, "./var", "Directory of the embedded SQLite store (created when missing)");
 ABSL_FLAG(std::string, config, "", "Policy and settings file (clm.v1.ServerConfig, protobuf text format)");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain of the server: serve gRPC over TLS (needs --tls_key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificates: mutual TLS, every client must present a certificate they sign");
+ABSL_FLAG(int32_t, tls_reload_interval_seconds, 10,
+          "How often the TLS files are checked; changed files are used for new connections without a restart");
+ABSL_FLAG(std::string, auth_tokens, "",
+          "Credentials file (SHA-256 token hashes and client-certificate names with their roles); "
+          "authentication is off without it. Re-read on SIGHUP");
+ABSL_FLAG(bool, allow_insecure_remote, false,
+          "Allow serving a non-loopback --grpc_address without TLS and authentication");
 
 namespace {
 
@@ -50,6 +63,12 @@ int main(int argc, char** argv) {
   options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.config = *config;
+  options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  options.tls.reload_interval = absl::Seconds(absl::GetFlag(FLAGS_tls_reload_interval_seconds));
+  options.auth_tokens = absl::GetFlag(FLAGS_auth_tokens);
+  options.allow_insecure_remote = absl::GetFlag(FLAGS_allow_insecure_remote);
 
   if (pipe(g_signal_pipe) != 0) {
     spdlog::error("cannot create the signal pipe");
@@ -60,6 +79,7 @@ int main(int argc, char** argv) {
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGHUP, &action, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   absl::StatusOr<std::unique_ptr<clm::server::Server>> server = clm::server::Server::Start(options);
@@ -68,7 +88,17 @@ int main(int argc, char** argv) {
     return 1;
   }
   char signo = 0;
-  while (read(g_signal_pipe[0], &signo, 1) < 0 && errno == EINTR) {
+  while (true) {
+    if (read(g_signal_pipe[0], &signo, 1) < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("cannot read the signal pipe: {}", strerror(errno));
+      break;
+    }
+    if (signo != SIGHUP) break;
+    spdlog::info("SIGHUP: reloading the credentials file");
+    if (absl::Status reloaded = (*server)->Reload(); !reloaded.ok()) {
+      spdlog::error("reload failed: {}", reloaded.ToString());
+    }
   }
   spdlog::info("received signal {}", static_cast<int>(signo));
   (*server)->Shutdown();

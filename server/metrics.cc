@@ -108,6 +108,7 @@ MethodMetrics& Metrics::Method(const std::string& full_method) {
   auto& slot = methods_[full_method];
   if (slot == nullptr) {
     slot = std::make_unique<MethodMetrics>();
+    slot->method_ = full_method;
     for (int code = 0; code < MethodMetrics::kCodes; ++code) {
       slot->by_code_[code] = &requests_family_->Add({{"method", full_method}, {"code", kCodeNames[code]}});
     }

@@ -28,9 +28,12 @@ class MethodMetrics final {
     by_code_[code]->Increment();
     latency_->Observe(absl::ToDoubleSeconds(elapsed));
   }
+  // The full method name, e.g. "/clm.v1.TradeIngest/Record".
+  const std::string& method() const { return method_; }
 
  private:
   friend class Metrics;
+  std::string method_;
   static constexpr int kCodes = 17;
   std::array<prometheus::Counter*, kCodes> by_code_{};
   prometheus::Histogram* latency_ = nullptr;

@@ -6,7 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.pb.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
@@ -30,6 +29,9 @@
 #include "server/cadence_metrics.h"
 #include "server/cadence_status_service.h"
 #include "server/metrics.h"
+#include "server/auth.h"
+#include "server/reflection_service.h"
+#include "server/tls.h"
 #include "server/trade_ingest_service.h"
 #include "spdlog/spdlog.h"
 
@@ -48,6 +50,7 @@ class Services final {
 
   std::unique_ptr<store::DataDirLock> lock;
   std::unique_ptr<Metrics> metrics;
+  std::unique_ptr<Authenticator> auth;  // every service asks it first
   std::unique_ptr<store::SqliteTradeStore> trade_store;
   std::unique_ptr<ingest::IngestObserver> commit_fanout;
   std::unique_ptr<ingest::IngestPipeline> pipeline;
@@ -74,6 +77,7 @@ class Services final {
   uint64_t deployment_subscription = 0;
   std::unique_ptr<DeploymentService> deployment_service;
   std::unique_ptr<CalibrationJobService> calibration_jobs;
+  std::unique_ptr<ReflectionService> reflection;
 };
 
 namespace {
@@ -160,6 +164,28 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   auto services = std::make_unique<Services>();
   const clm::v1::ServerConfig& config = options.config;
 
+  // Refuse, before touching anything, to expose the API beyond this machine unprotected.
+  const bool authenticated = !options.auth_tokens.empty() || options.tls.mutual();
+  if (!IsLoopbackAddress(options.grpc_address) && !(options.tls.enabled() && authenticated)) {
+    if (!options.allow_insecure_remote) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--grpc_address ", options.grpc_address,
+          " is not a loopback address and the server would serve it without ",
+          options.tls.enabled() ? "authentication" : "TLS and authentication",
+          ": give --tls_cert and --tls_key with --auth_tokens (or --tls_client_ca), or --allow_insecure_remote to "
+          "accept that anyone who can reach the port may write trades and change deployments"));
+    }
+    spdlog::warn("INSECURE: serving {} without {} (--allow_insecure_remote): anyone who can reach it may write "
+                 "trades and change deployments",
+                 options.grpc_address, options.tls.enabled() ? "authentication" : "TLS and authentication");
+  }
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (options.tls.enabled()) {
+    absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> tls = MakeServerCredentials(options.tls);
+    if (!tls.ok()) return tls.status();
+    credentials = *std::move(tls);
+  }
+
   absl::StatusOr<std::unique_ptr<store::DataDirLock>> lock = store::DataDirLock::Acquire(options.data_dir);
   if (!lock.ok()) return lock.status();
   services->lock = std::move(*lock);
@@ -170,6 +196,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
     if (!port.ok()) return port.status();
     server->metrics_port_ = *port;
   }
+  absl::StatusOr<std::unique_ptr<Authenticator>> auth =
+      Authenticator::Create({options.auth_tokens}, *services->metrics->registry());
+  if (!auth.ok()) return auth.status();
+  services->auth = *std::move(auth);
+  const Authenticator* authenticator = services->auth.get();
 
   const std::string db_path = options.data_dir + "/clm.db";
   absl::StatusOr<std::unique_ptr<store::SqliteTradeStore>> store = store::SqliteTradeStore::Open(db_path);
@@ -205,7 +236,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   if (!jobs_started.ok()) return jobs_started;
   services->job_launcher = std::make_unique<jobs::CadenceLauncher>(services->jobs.get());
   services->calibration_jobs = std::make_unique<CalibrationJobService>(
-      services->jobs.get(), services->query_pool.get(), services->metrics.get());
+      services->jobs.get(), services->query_pool.get(), services->metrics.get(), authenticator);
 
   absl::StatusOr<std::unique_ptr<store::SqliteCadenceStateStore>> cadence_state =
       store::SqliteCadenceStateStore::Open(db_path);
@@ -228,7 +259,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   if (absl::Status started = services->cadence_monitor->Start(); !started.ok()) return started;
   services->cadence_metrics->Attach(services->cadence_monitor.get());
   services->cadence_status =
-      std::make_unique<CadenceStatusService>(services->cadence_monitor.get(), services->metrics.get());
+      std::make_unique<CadenceStatusService>(services->cadence_monitor.get(), services->metrics.get(),
+                                             authenticator);
 
   absl::StatusOr<std::unique_ptr<store::SqliteDeploymentStore>> deployment_store =
       store::SqliteDeploymentStore::Open(db_path);
@@ -281,27 +313,34 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   }
   commit_events->SetDeployments(services->deployments.get(), services->deployment_metrics.get());
   services->deployment_service = std::make_unique<DeploymentService>(
-      services->deployments.get(), services->query_pool.get(), services->metrics.get());
+      services->deployments.get(), services->query_pool.get(), services->metrics.get(), authenticator);
 
   TradeIngestService::Options ingest_options;
   ingest_options.max_inflight_batches_per_stream = config.ingest().max_inflight_batches_per_stream();
   ingest_options.max_ingest_streams = config.ingest().max_ingest_streams();
   services->trade_ingest = std::make_unique<TradeIngestService>(
       ingest_options, services->pipeline.get(), services->trade_store.get(), services->query_pool.get(),
-      services->metrics.get());
+      services->metrics.get(), authenticator);
+  services->reflection = std::make_unique<ReflectionService>(
+      authenticator, services->metrics.get(), std::vector<std::string>{clm::v1::TradeIngest::service_full_name(),
+                                              clm::v1::CadenceStatus::service_full_name(),
+                                              clm::v1::CalibrationJob::service_full_name(),
+                                              clm::v1::Deployment::service_full_name(),
+                                              "grpc.health.v1.Health",
+                                              grpc::reflection::v1alpha::ServerReflection::service_full_name()});
 
   // The built-in health service does not use the generated health proto, so reflection cannot describe it
   // ("Symbol not found" in grpcurl) unless that generated code is linked in: touching its descriptor keeps
   // the linker from dropping it.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.grpc_address, grpc::InsecureServerCredentials(), &server->grpc_port_);
+  builder.AddListeningPort(options.grpc_address, credentials, &server->grpc_port_);
   builder.RegisterService(services->trade_ingest.get());
   builder.RegisterService(services->cadence_status.get());
   builder.RegisterService(services->deployment_service.get());
   builder.RegisterService(services->calibration_jobs.get());
+  builder.RegisterService(services->reflection.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.limits().max_receive_message_bytes()));
   grpc::ResourceQuota quota("clm-server");
   quota.Resize(config.limits().memory_quota_bytes());
@@ -323,9 +362,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   }
   server->services_ = std::move(services);
   server->grpc_server_->GetHealthCheckService()->SetServingStatus(true);
-  spdlog::info("clm-server serving gRPC on port {} (metrics port {}), data in {}", server->grpc_port_,
-               server->metrics_port_, db_path);
+  spdlog::info("clm-server serving gRPC on port {} ({}, authentication {}; metrics port {}), data in {}",
+               server->grpc_port_,
+               options.tls.enabled() ? (options.tls.mutual() ? "mutual TLS" : "TLS") : "plaintext",
+               authenticator->enabled() ? "on" : "off", server->metrics_port_, db_path);
   return server;
+}
+
+absl::Status Server::Reload() {
+  if (services_ == nullptr) return absl::FailedPreconditionError("the server is not running");
+  return services_->auth->Reload();
 }
 
 void Server::Shutdown() {

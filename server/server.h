@@ -8,6 +8,7 @@
 #include "absl/time/time.h"
 #include "clm/v1/config.pb.h"
 #include "grpcpp/server.h"
+#include "server/tls.h"
 
 namespace clm::server {
 
@@ -22,6 +23,10 @@ class Server final {
     std::string data_dir = "./var";                 // holds clm.db and the LOCK file
     clm::v1::ServerConfig config;                   // resolved (defaults filled in)
     absl::Duration shutdown_grace = absl::Seconds(5);  // calls still running after this are cancelled
+    TlsOptions tls;                                  // off unless a certificate is given
+    std::string auth_tokens;                         // credentials file; empty: authentication off
+    // Serving a non-loopback address without TLS and authentication is refused unless this is set.
+    bool allow_insecure_remote = false;
   };
 
   // Opens the store (refusing a data directory another server holds), starts every service, and reports
@@ -32,6 +37,10 @@ class Server final {
   // Graceful stop: health NOT_SERVING, ingest streams drained (acks for everything received are sent),
   // no new calls, queued trades committed, then the store is closed. Idempotent.
   void Shutdown();
+
+  // SIGHUP: re-reads the credentials file (TLS files are re-read by themselves when they change). On error
+  // the credentials in use stay and the error is returned.
+  absl::Status Reload();
 
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const { return metrics_port_; }

@@ -187,12 +187,14 @@ class TradeIngestService::IngestReactor final : public grpc::ServerBidiReactor<I
 };
 
 TradeIngestService::TradeIngestService(const Options& options, ingest::IngestPipeline* pipeline,
-                                       store::TradeStore* store, ThreadPool* query_pool, Metrics* metrics)
+                                       store::TradeStore* store, ThreadPool* query_pool, Metrics* metrics,
+                                       const Authenticator* auth)
     : options_(options),
       pipeline_(pipeline),
       store_(store),
       query_pool_(query_pool),
       metrics_(metrics),
+      auth_(auth),
       ingest_metrics_(metrics->Method("/clm.v1.TradeIngest/Ingest")),
       record_metrics_(metrics->Method("/clm.v1.TradeIngest/Record")),
       summary_metrics_(metrics->Method("/clm.v1.TradeIngest/GetDatasetSummary")),
@@ -205,28 +207,18 @@ void TradeIngestService::DrainStreams() {
 }
 
 grpc::ServerBidiReactor<IngestRequest, IngestAck>* TradeIngestService::Ingest(grpc::CallbackServerContext* context) {
+  if (absl::StatusOr<auth::Principal> caller = auth_->Check(*context, ingest_metrics_.method()); !caller.ok()) {
+    return new RefusedBidi<IngestRequest, IngestAck>(ingest_metrics_, ToGrpcStatus(caller.status()));
+  }
   if (open_streams_.fetch_add(1) >= options_.max_ingest_streams) {
     open_streams_.fetch_sub(1);
     metrics_->ingest_streams_refused().Increment();
-    // A reactor that refuses at once; the client retries with backoff.
-    class Refuse final : public grpc::ServerBidiReactor<IngestRequest, IngestAck> {
-     public:
-      Refuse(MethodMetrics& metrics, uint32_t limit) : metrics_(metrics) {
-        status_ = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                               absl::StrCat("too many ingest streams open (max_ingest_streams=", limit,
-                                            "); retry with backoff or share one stream"));
-        Finish(status_);
-      }
-      void OnDone() override {
-        metrics_.Record(status_, absl::ZeroDuration());
-        delete this;
-      }
-
-     private:
-      MethodMetrics& metrics_;
-      grpc::Status status_;
-    };
-    return new Refuse(ingest_metrics_, options_.max_ingest_streams);
+    // Refused at once; the client retries with backoff.
+    return new RefusedBidi<IngestRequest, IngestAck>(
+        ingest_metrics_, grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                      absl::StrCat("too many ingest streams open (max_ingest_streams=",
+                                                   options_.max_ingest_streams,
+                                                   "); retry with backoff or share one stream")));
   }
   return new IngestReactor(this, context);
 }
@@ -236,6 +228,7 @@ grpc::ServerUnaryReactor* TradeIngestService::Record(grpc::CallbackServerContext
                                                      IngestAck* response) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Admit(*auth_, context, reactor, record_metrics_)) return reactor;
   // The request is const and owned by gRPC: the pipeline takes its own copy of the trades.
   google::protobuf::RepeatedPtrField<clm::v1::TradeOutcome> trades = request->trades();
   absl::Status submitted = pipeline_->Submit(
@@ -252,6 +245,7 @@ grpc::ServerUnaryReactor* TradeIngestService::GetDatasetSummary(grpc::CallbackSe
                                                                 clm::v1::DatasetSummary* response) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Admit(*auth_, context, reactor, summary_metrics_)) return reactor;
   absl::StatusOr<store::DatasetQuery> query = ToQuery(request->filter());
   if (!query.ok()) {
     FinishUnary(reactor, summary_metrics_, start, ToGrpcStatus(query.status()));
@@ -267,6 +261,7 @@ grpc::ServerUnaryReactor* TradeIngestService::ListDeadLetters(grpc::CallbackServ
                                                               clm::v1::ListDeadLettersResponse* response) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Admit(*auth_, context, reactor, dead_letters_metrics_)) return reactor;
   if (request->limit() > 1000) {
     FinishUnary(reactor, dead_letters_metrics_, start,
                 grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,

@@ -9,6 +9,7 @@
 #include "lib/common/thread_pool.h"
 #include "lib/ingest/ingest_pipeline.h"
 #include "lib/store/trade_store.h"
+#include "server/auth.h"
 #include "server/metrics.h"
 
 namespace clm::server {
@@ -22,7 +23,7 @@ class TradeIngestService final : public clm::v1::TradeIngest::CallbackService {
     uint32_t max_ingest_streams = 64;
   };
   TradeIngestService(const Options& options, ingest::IngestPipeline* pipeline, store::TradeStore* store,
-                     ThreadPool* query_pool, Metrics* metrics);
+                     ThreadPool* query_pool, Metrics* metrics, const Authenticator* auth);
 
   // Asks every open Ingest stream to finish: no more reads, acks for what was received are still written,
   // then the stream ends with UNAVAILABLE so the engine reconnects. Called once, at shutdown.
@@ -47,6 +48,7 @@ class TradeIngestService final : public clm::v1::TradeIngest::CallbackService {
   store::TradeStore* const store_;
   ThreadPool* const query_pool_;
   Metrics* const metrics_;
+  const Authenticator* const auth_;
   std::atomic<uint32_t> open_streams_{0};
   absl::Mutex streams_mu_;
   absl::flat_hash_set<IngestReactor*> streams_ ABSL_GUARDED_BY(streams_mu_);

@@ -7,6 +7,14 @@
 
 namespace clm::server {
 
+std::optional<auth::Principal> Admit(const Authenticator& auth, grpc::CallbackServerContext* context,
+                                     grpc::ServerUnaryReactor* reactor, MethodMetrics& metrics) {
+  absl::StatusOr<auth::Principal> caller = auth.Check(*context, metrics.method());
+  if (caller.ok()) return *std::move(caller);
+  FinishUnary(reactor, metrics, absl::Now(), ToGrpcStatus(caller.status()));
+  return std::nullopt;
+}
+
 void FinishUnary(grpc::ServerUnaryReactor* reactor, MethodMetrics& metrics, absl::Time start,
                  const grpc::Status& status) {
   metrics.Record(status, absl::Now() - start);

@@ -2,15 +2,23 @@
 #define CLM_SERVER_UNARY_CALL_H_
 
 #include <functional>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/support/server_callback.h"
 #include "lib/common/thread_pool.h"
+#include "server/auth.h"
 #include "server/metrics.h"
 
 namespace clm::server {
+
+// How every handler begins: authentication and authorization of the caller for `metrics.method()`. On
+// refusal (UNAUTHENTICATED, PERMISSION_DENIED) the call is finished and recorded, and nullopt returned: the
+// handler returns the reactor at once, having changed nothing.
+std::optional<auth::Principal> Admit(const Authenticator& auth, grpc::CallbackServerContext* context,
+                                     grpc::ServerUnaryReactor* reactor, MethodMetrics& metrics);
 
 // The two ways a unary handler ends, shared by every service so each records its metrics the same way.
 

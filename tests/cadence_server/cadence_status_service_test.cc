@@ -402,7 +402,10 @@ class CadenceServiceTest : public ::testing::Test {
     ASSERT_TRUE(monitor.ok()) << monitor.status();
     monitor_ = std::move(*monitor);
     ASSERT_TRUE(monitor_->Start().ok());
-    service_ = std::make_unique<CadenceStatusService>(monitor_.get(), &metrics_);
+    auto auth = Authenticator::Create({}, *metrics_.registry());  // authentication off
+    ASSERT_TRUE(auth.ok()) << auth.status();
+    auth_ = *std::move(auth);
+    service_ = std::make_unique<CadenceStatusService>(monitor_.get(), &metrics_, auth_.get());
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -435,6 +438,7 @@ class CadenceServiceTest : public ::testing::Test {
   }
 
   Metrics metrics_;
+  std::unique_ptr<Authenticator> auth_;
   cadence::testing::FakeSource source_;
   cadence::InMemoryCadenceStateStore state_;
   cadence::SystemClock clock_;

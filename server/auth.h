@@ -1,0 +1,104 @@
+#ifndef CLM_SERVER_AUTH_H_
+#define CLM_SERVER_AUTH_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "grpcpp/server_context.h"
+#include "grpcpp/support/server_callback.h"
+#include "lib/auth/access.h"
+#include "lib/auth/credentials.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/registry.h"
+#include "server/metrics.h"
+
+namespace clm::server {
+
+// Who may call what. Every handler asks it first (gRPC 1.51 runs AuthMetadataProcessor only on TLS
+// credentials and its interceptors cannot refuse a call, so the check lives in one place all handlers call).
+//
+// Off (no credentials file): every caller is allowed and anonymous, and the names typed into requests
+// (approver, changed_by, submitted_by) are recorded as given. On: a caller is the principal of its bearer
+// token ("authorization: Bearer <token>"), or, without a token, of its mutual-TLS client certificate's
+// common name; the names recorded are that principal's.
+class Authenticator final {
+ public:
+  struct Options {
+    std::string credentials_path;  // --auth_tokens; empty: authentication off
+  };
+
+  // Loads the credentials file; its errors name the file and line. Metrics go to `registry`.
+  static absl::StatusOr<std::unique_ptr<Authenticator>> Create(const Options& options,
+                                                               prometheus::Registry& registry);
+
+  bool enabled() const { return !options_.credentials_path.empty(); }
+
+  // Re-reads the credentials file (SIGHUP). On error the credentials in use stay and the error is returned.
+  absl::Status Reload();
+
+  // The caller of `method` ("/clm.v1.Deployment/Approve"): UNAUTHENTICATED without valid credentials,
+  // PERMISSION_DENIED when its roles do not allow the method. Off: an anonymous principal with every role.
+  absl::StatusOr<auth::Principal> Check(const grpc::ServerContextBase& context, absl::string_view method) const;
+
+  // The name to record for an action: the authenticated principal when on, else what the caller typed.
+  std::string Actor(const auth::Principal& caller, const std::string& typed) const {
+    return enabled() ? caller.name : typed;
+  }
+
+ private:
+  Authenticator(Options options, prometheus::Registry& registry);
+  void Count(absl::string_view method, const absl::Status& refusal) const;
+
+  const Options options_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const auth::CredentialSet> credentials_ ABSL_GUARDED_BY(mu_);
+  prometheus::Family<prometheus::Counter>* refused_family_;
+  prometheus::Counter* reloads_ok_;
+  prometheus::Counter* reloads_failed_;
+  prometheus::Gauge* enabled_gauge_;
+  prometheus::Gauge* principals_;
+};
+
+// A stream refused before it started (credentials, a limit): finishes at once with `status`, records it in
+// the method's metrics and deletes itself when done.
+template <typename Response>
+class RefusedWrite final : public grpc::ServerWriteReactor<Response> {
+ public:
+  RefusedWrite(MethodMetrics& metrics, const grpc::Status& status) : metrics_(metrics), status_(status) {
+    this->Finish(status_);
+  }
+  void OnDone() override {
+    metrics_.Record(status_, absl::ZeroDuration());
+    delete this;
+  }
+
+ private:
+  MethodMetrics& metrics_;
+  const grpc::Status status_;
+};
+
+template <typename Request, typename Response>
+class RefusedBidi final : public grpc::ServerBidiReactor<Request, Response> {
+ public:
+  RefusedBidi(MethodMetrics& metrics, const grpc::Status& status) : metrics_(metrics), status_(status) {
+    this->Finish(status_);
+  }
+  void OnDone() override {
+    metrics_.Record(status_, absl::ZeroDuration());
+    delete this;
+  }
+
+ private:
+  MethodMetrics& metrics_;
+  const grpc::Status status_;
+};
+
+}  // namespace clm::server
+
+#endif  // CLM_SERVER_AUTH_H_
