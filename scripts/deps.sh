@@ -7,6 +7,7 @@ CLM_PACKAGES=(
   libabsl-dev libspdlog-dev prometheus-cpp-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus python3 python3-yaml
+  libssl-dev openssl
 )
 
 clm_install_deps() {
