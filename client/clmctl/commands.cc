@@ -5,6 +5,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <random>
@@ -33,6 +34,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/client_context.h"
+#include "lib/auth/credentials.h"
 #include "lib/cadence/evaluator.h"
 
 namespace clm::clmctl {
@@ -53,7 +55,7 @@ const std::set<std::string>& BoolFlags() {
 
 const std::vector<std::string>& GlobalFlags() {
   static const auto* flags = new std::vector<std::string>{"server", "timeout", "json", "tls",  "tls_ca",
-                                                          "tls_cert", "tls_key", "token", "help"};
+                                                          "tls_cert", "tls_key", "token", "token_file", "help"};
   return *flags;
 }
 
@@ -177,6 +179,7 @@ struct Context {
   std::shared_ptr<grpc::Channel> channel;
   std::ostream* out = nullptr;
   std::ostream* err = nullptr;
+  std::istream* in = nullptr;
 
   bool Has(const std::string& flag) const { return args.flags.count(flag) > 0; }
   std::string Flag(const std::string& flag, const std::string& fallback = "") const {
@@ -292,6 +295,8 @@ int CmdModeGet(Context& ctx) {
   return kExitOk;
 }
 
+void RequireByAndReason(const Context& ctx);
+
 int CmdModeSet(Context& ctx) {
   std::string name = absl::AsciiStrToUpper(ctx.operands[0]);
   absl::StrReplaceAll({{"-", "_"}}, &name);
@@ -300,8 +305,7 @@ int CmdModeSet(Context& ctx) {
     throw UsageError(absl::StrCat("MODE must be logging_only, auto_calibrate or auto_shadow, got \"",
                                   ctx.operands[0], "\""));
   }
-  if (ctx.Flag("by").empty()) throw UsageError("--by NAME is required: who makes the change");
-  if (ctx.Flag("reason").empty()) throw UsageError("--reason TEXT is required: why");
+  RequireByAndReason(ctx);
   auto stub = clm::v1::CadenceStatus::NewStub(ctx.channel);
   clm::v1::SetModeRequest request;
   request.set_mode(mode);
@@ -743,9 +747,12 @@ std::string AuditActionName(clm::v1::AuditEntry::Action action) {
 
 std::string VersionText(uint64_t version) { return version == 0 ? "identity" : absl::StrCat("v", version); }
 
-// --by and --reason are required by every change: the audit log names who and why.
+// --by and --reason are required by every change: the audit log names who and why. With a token the server
+// records the token's principal instead, so --by may be left out.
 void RequireByAndReason(const Context& ctx) {
-  if (ctx.Flag("by").empty()) throw UsageError("--by NAME is required: who makes the change");
+  if (ctx.Flag("by").empty() && ctx.connection.token.empty()) {
+    throw UsageError("--by NAME is required: who makes the change (or authenticate with a token)");
+  }
   if (ctx.Flag("reason").empty()) throw UsageError("--reason TEXT is required: why");
 }
 
@@ -1009,6 +1016,46 @@ int CmdDemo(Context& ctx) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Credentials for the server's --auth_tokens file.
+
+int CmdAuthNewToken(Context& ctx) {
+  const std::string& principal = ctx.operands[0];
+  if (ctx.Flag("roles").empty()) throw UsageError("--roles is required: engine, operator and/or viewer, comma-separated");
+  for (absl::string_view role : absl::StrSplit(ctx.Flag("roles"), ',')) {
+    if (!auth::ParseRole(role).has_value()) {
+      throw UsageError(absl::StrCat("--roles: \"", role, "\" is not engine, operator or viewer"));
+    }
+  }
+  if (principal.find_first_of(" \t#") != std::string::npos) {
+    throw UsageError("PRINCIPAL: must not contain spaces, tabs or '#'");
+  }
+  absl::StatusOr<std::string> token = auth::NewToken();
+  if (!token.ok()) {
+    *ctx.err << "error: " << token.status().message() << "\n";
+    return kExitServerError;
+  }
+  const std::string line = absl::StrCat("token ", auth::Sha256Hex(*token), " ", principal, " ", ctx.Flag("roles"));
+  if (ctx.json) {
+    *ctx.out << "{\"token\": \"" << *token << "\", \"line\": \"" << line << "\"}\n";
+  } else {
+    *ctx.out << "token: " << *token << "\n"
+             << "line:  " << line << "\n";
+    *ctx.err << "Give the token to " << principal << " (it is shown only now); append the line to the server's "
+             << "--auth_tokens file, then send the server SIGHUP.\n";
+  }
+  return kExitOk;
+}
+
+int CmdAuthHashToken(Context& ctx) {
+  std::string token;
+  if (!std::getline(*ctx.in, token) || absl::StripAsciiWhitespace(token).empty()) {
+    throw UsageError("give the token on standard input (one line), e.g. printf %s \"$TOKEN\" | clmctl auth hash-token");
+  }
+  *ctx.out << auth::Sha256Hex(absl::StripAsciiWhitespace(token)) << "\n";
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // The command table and help.
 
 const std::vector<Command>& Commands() {
@@ -1061,6 +1108,11 @@ const std::vector<Command>& Commands() {
       {"audit", "[--limit N]", "every deployment change and refused attempt, newest first", {"limit"}, 0, 0, true,
        CmdAudit},
       {"active", "", "the active calibration: production and shadow versions", {}, 0, 0, true, CmdActive},
+      {"auth new-token", "PRINCIPAL --roles engine|operator|viewer[,...]",
+       "make a random token; prints it and the line for the server's --auth_tokens file (SHA-256 only)",
+       {"roles"}, 1, 1, false, CmdAuthNewToken},
+      {"auth hash-token", "< TOKEN", "the SHA-256 of a token read from standard input, as the credentials file "
+       "stores it", {}, 0, 0, false, CmdAuthHashToken},
   };
   return *commands;
 }
@@ -1087,7 +1139,9 @@ std::string GlobalHelp() {
                   "  --tls                use TLS (implied by --tls_ca/--tls_cert)\n"
                   "  --tls_ca FILE        PEM roots to verify the server\n"
                   "  --tls_cert FILE      PEM client certificate (mutual TLS), with --tls_key FILE\n"
-                  "  --token TOKEN        send \"authorization: Bearer TOKEN\" with every call\n"
+                  "  --token TOKEN        send \"authorization: Bearer TOKEN\" with every call (visible to\n"
+                  "                       other users in ps: prefer --token_file or the CLM_TOKEN variable)\n"
+                  "  --token_file FILE    read the token from FILE (first line)\n"
                   "\nexit codes:\n"
                   "  0  ok\n"
                   "  1  the server answered with an error (printed as \"error: CODE: message\"), refused trades,\n"
@@ -1119,10 +1173,11 @@ const Command* FindCommand(const std::vector<std::string>& words, size_t* consum
   return nullptr;
 }
 
-int RunParsed(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+int RunParsed(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err) {
   Context ctx;
   ctx.out = &out;
   ctx.err = &err;
+  ctx.in = &in;
   ctx.args = ParseArgs(args);
   const bool help = ctx.Has("help");
   if (ctx.args.positional.empty() || (ctx.args.positional.size() == 1 && ctx.args.positional[0] == "help")) {
@@ -1166,6 +1221,17 @@ int RunParsed(const std::vector<std::string>& args, std::ostream& out, std::ostr
   ctx.connection.tls_cert_file = ctx.Flag("tls_cert");
   ctx.connection.tls_key_file = ctx.Flag("tls_key");
   ctx.connection.token = ctx.Flag("token");
+  if (ctx.connection.token.empty() && ctx.Has("token_file")) {
+    std::ifstream in(ctx.Flag("token_file"));
+    std::string line;
+    if (!in || !std::getline(in, line) || absl::StripAsciiWhitespace(line).empty()) {
+      throw UsageError(absl::StrCat("--token_file ", ctx.Flag("token_file"), ": cannot read a token from it"));
+    }
+    ctx.connection.token = std::string(absl::StripAsciiWhitespace(line));
+  }
+  if (ctx.connection.token.empty()) {
+    if (const char* env = getenv("CLM_TOKEN"); env != nullptr) ctx.connection.token = std::string(absl::StripAsciiWhitespace(env));
+  }
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
       client::MakeChannel(ctx.connection, client::EngineChannelArguments(absl::Seconds(2)));
   if (!channel.ok()) throw UsageError(std::string(channel.status().message()));
@@ -1439,8 +1505,12 @@ std::vector<TradeOutcome> MakeDemoTrades(const std::string& run_id, int count, d
 }
 
 int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  return Run(args, std::cin, out, err);
+}
+
+int Run(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err) {
   try {
-    return RunParsed(args, out, err);
+    return RunParsed(args, in, out, err);
   } catch (const UsageError& e) {
     err << "error: " << e.what() << "\n";
     return kExitUsage;

@@ -2,6 +2,7 @@
 #define CLM_CLIENT_CLMCTL_COMMANDS_H_
 
 #include <cstdint>
+#include <istream>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -25,6 +26,8 @@ enum ExitCode : int {
 // Runs one clmctl invocation. `args` is argv without the program name. Normal output goes to `out`, errors,
 // progress and warnings to `err`. Returns the exit code. Thread-compatible; no global state.
 int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// The same with standard input given (`auth hash-token` reads the token from it).
+int Run(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err);
 
 // Parses one line of the engine's clm_trades.jsonl log into a trade. Errors read "<field>: <reason>", with
 // the field named as it appears in the line, e.g. `confidence: must be a number, got "high"`.
