@@ -31,6 +31,9 @@ ABSL_FLAG(int32_t, tls_reload_interval_seconds, 10,
 ABSL_FLAG(std::string, auth_tokens, "",
           "Credentials file (SHA-256 token hashes and client-certificate names with their roles); "
           "authentication is off without it. Re-read on SIGHUP");
+ABSL_FLAG(std::string, health_address, "",
+          "Optional plaintext address serving only grpc.health.v1.Health, for probes that cannot use TLS "
+          "(Kubernetes gRPC probes); empty: none");
 ABSL_FLAG(bool, allow_insecure_remote, false,
           "Allow serving a non-loopback --grpc_address without TLS and authentication");
 
@@ -69,6 +72,7 @@ int main(int argc, char** argv) {
   options.tls.reload_interval = absl::Seconds(absl::GetFlag(FLAGS_tls_reload_interval_seconds));
   options.auth_tokens = absl::GetFlag(FLAGS_auth_tokens);
   options.allow_insecure_remote = absl::GetFlag(FLAGS_allow_insecure_remote);
+  options.health_address = absl::GetFlag(FLAGS_health_address);
 
   if (pipe(g_signal_pipe) != 0) {
     spdlog::error("cannot create the signal pipe");

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -30,6 +31,7 @@
 #include "server/cadence_status_service.h"
 #include "server/metrics.h"
 #include "server/auth.h"
+#include "server/health_probe_service.h"
 #include "server/reflection_service.h"
 #include "server/tls.h"
 #include "server/trade_ingest_service.h"
@@ -360,13 +362,37 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
     return absl::UnavailableError(
         absl::StrCat("grpc_address ", options.grpc_address, ": cannot listen (in use, or not a valid address)"));
   }
+  // From here on a failure goes through Shutdown, which needs the services.
   server->services_ = std::move(services);
-  server->grpc_server_->GetHealthCheckService()->SetServingStatus(true);
-  spdlog::info("clm-server serving gRPC on port {} ({}, authentication {}; metrics port {}), data in {}",
+  if (!options.health_address.empty()) {
+    server->health_probe_ = std::make_unique<HealthProbeService>(std::set<std::string>{
+        clm::v1::TradeIngest::service_full_name(), clm::v1::CadenceStatus::service_full_name(),
+        clm::v1::CalibrationJob::service_full_name(), clm::v1::Deployment::service_full_name()});
+    grpc::ServerBuilder health;
+    health.AddListeningPort(options.health_address, grpc::InsecureServerCredentials(), &server->health_port_);
+    health.RegisterService(server->health_probe_.get());
+    // The probe port has its own Check; the built-in one would clash with it (the switch is process-wide,
+    // read while building, and set again by the next Start).
+    grpc::EnableDefaultHealthCheckService(false);
+    server->health_server_ = health.BuildAndStart();
+    grpc::EnableDefaultHealthCheckService(true);
+    if (server->health_server_ == nullptr || server->health_port_ == 0) {
+      return absl::UnavailableError(absl::StrCat("health_address ", options.health_address,
+                                                 ": cannot listen (in use, or not a valid address)"));
+    }
+  }
+  server->SetServing(true);
+  spdlog::info("clm-server serving gRPC on port {} ({}, authentication {}; health port {}, metrics port {}), "
+               "data in {}",
                server->grpc_port_,
                options.tls.enabled() ? (options.tls.mutual() ? "mutual TLS" : "TLS") : "plaintext",
-               authenticator->enabled() ? "on" : "off", server->metrics_port_, db_path);
+               authenticator->enabled() ? "on" : "off", server->health_port_, server->metrics_port_, db_path);
   return server;
+}
+
+void Server::SetServing(bool serving) {
+  grpc_server_->GetHealthCheckService()->SetServingStatus(serving);
+  if (health_probe_ != nullptr) health_probe_->SetServing(serving);
 }
 
 absl::Status Server::Reload() {
@@ -378,7 +404,7 @@ void Server::Shutdown() {
   if (shut_down_ || grpc_server_ == nullptr) return;
   shut_down_ = true;
   spdlog::info("shutting down: health NOT_SERVING, draining ingest streams");
-  grpc_server_->GetHealthCheckService()->SetServingStatus(false);
+  SetServing(false);
   services_->trade_ingest->DrainStreams();
   services_->cadence_status->FinishWatches();
   services_->deployment_service->FinishWatches();
@@ -386,6 +412,10 @@ void Server::Shutdown() {
   services_->jobs->Stop();
   grpc_server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoSeconds(options_.shutdown_grace));
   grpc_server_->Wait();
+  if (health_server_ != nullptr) {
+    health_server_->Shutdown(std::chrono::system_clock::now());
+    health_server_->Wait();
+  }
   services_->cadence_monitor->Stop();  // no call needs it any more; the store is still open
   services_->pipeline->Stop();
   services_->query_pool->Stop();

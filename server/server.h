@@ -12,6 +12,7 @@
 
 namespace clm::server {
 
+class HealthProbeService;
 class Services;
 
 // The whole CLM server: store, pipelines, gRPC services and the metrics endpoint.
@@ -27,6 +28,9 @@ class Server final {
     std::string auth_tokens;                         // credentials file; empty: authentication off
     // Serving a non-loopback address without TLS and authentication is refused unless this is set.
     bool allow_insecure_remote = false;
+    // A second, plaintext port that serves only grpc.health.v1.Health (which needs no credentials), for
+    // probes that cannot speak TLS, such as Kubernetes' gRPC probes. Empty: none.
+    std::string health_address;
   };
 
   // Opens the store (refusing a data directory another server holds), starts every service, and reports
@@ -44,13 +48,19 @@ class Server final {
 
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const { return metrics_port_; }
+  int health_port() const { return health_port_; }
 
  private:
   Server() = default;
   Options options_;
   std::unique_ptr<Services> services_;
+  void SetServing(bool serving);
+
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<HealthProbeService> health_probe_;
+  std::unique_ptr<grpc::Server> health_server_;  // --health_address: health only
   int grpc_port_ = 0;
+  int health_port_ = 0;
   int metrics_port_ = 0;
   bool shut_down_ = false;
 };

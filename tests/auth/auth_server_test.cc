@@ -20,6 +20,7 @@
 #include "clm/v1/ingest.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -569,6 +570,46 @@ TEST_F(AuthServerTest, ServerCertificateRotationNeedsNoRestart) {
     if (name == "clm-server-b") break;
   }
   EXPECT_EQ(name, "clm-server-b");
+}
+
+}  // namespace
+}  // namespace clm::server
+
+namespace clm::server {
+namespace {
+
+// Kubernetes' gRPC probes cannot speak TLS: the plaintext probe port answers health, and nothing else.
+TEST_F(AuthServerTest, ThePlaintextProbePortServesOnlyHealth) {
+  Server::Options options = BaseOptions();
+  options.tls.cert_file = pki_.server_cert;
+  options.tls.key_file = pki_.server_key;
+  options.health_address = "127.0.0.1:0";
+  Start(options);
+  ASSERT_NE(server_->health_port(), 0);
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->health_port()),
+                                     grpc::InsecureChannelCredentials());
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  for (const std::string& service : {std::string(""), std::string("clm.v1.TradeIngest")}) {
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    ASSERT_TRUE(health->Check(&context, request, &response).ok()) << service;
+    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  }
+  {
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service("clm.v1.Nothing");
+    grpc::health::v1::HealthCheckResponse response;
+    EXPECT_EQ(health->Check(&context, request, &response).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  // The API is not there, with or without a token.
+  auto deployment = clm::v1::Deployment::NewStub(channel);
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", absl::StrCat("Bearer ", kOperatorToken));
+  clm::v1::ActiveCalibration active;
+  EXPECT_EQ(deployment->GetActive(&context, {}, &active).error_code(), grpc::StatusCode::UNIMPLEMENTED);
 }
 
 }  // namespace

@@ -48,8 +48,8 @@ def main():
     if not re.search(r'^VOLUME\s+\[?"?/var/lib/clm', logical, re.M):
         problems.append("VOLUME /var/lib/clm missing")
     expose = re.search(r'^EXPOSE\s+(.*)$', logical, re.M)
-    if not expose or set(expose.group(1).split()) != {"8003", "9103"}:
-        problems.append("EXPOSE must be 8003 9103")
+    if not expose or set(expose.group(1).split()) != {"8003", "8004", "9103"}:
+        problems.append("EXPOSE must be 8003 8004 9103")
 
     runtime = logical[logical.rfind("\nFROM "):]
     install = re.search(r'apt-get install\s+(.*?)(?:&&|$)', runtime, re.M)
@@ -87,16 +87,39 @@ def main():
     cmd = json.loads(re.search(r'^CMD\s+(\[.*\])\s*$', logical, re.M).group(1))
     if entrypoint[0] != "/usr/local/bin/clm-server":
         problems.append(f"ENTRYPOINT runs {entrypoint[0]}")
-    for flag in ("--grpc_address=0.0.0.0:8003", "--metrics_address=0.0.0.0:9103", "--data_dir=/var/lib/clm"):
+    for flag in ("--grpc_address=0.0.0.0:8003", "--health_address=0.0.0.0:8004", "--metrics_address=0.0.0.0:9103",
+                 "--data_dir=/var/lib/clm"):
         if flag not in entrypoint:
             problems.append(f"ENTRYPOINT lacks {flag}")
+    # 0.0.0.0 without TLS and credentials is refused at start: the default command must carry them.
+    for flag in ("--tls_cert=", "--tls_key=", "--auth_tokens="):
+        if not any(a.startswith(flag) for a in cmd):
+            problems.append(f"CMD lacks {flag}")
     if problems:
         clmtest.fail("\n  ".join(["Dockerfile:"] + problems))
 
     workdir = tempfile.mkdtemp(prefix="clm-docker-test-")
-    flags = [a.replace("/var/lib/clm", os.path.join(workdir, "data"))
-              .replace("/etc/clm/clm.textproto", os.path.join(clmtest.REPO, "deploy", "clm.textproto"))
-             for a in entrypoint[1:] + cmd if not a.startswith(("--grpc_address", "--metrics_address"))]
+    # The mounted secrets: a self-signed certificate and a credentials file, where the flags point.
+    files = {}
+    for a in cmd:
+        if a.startswith(("--tls_cert=", "--tls_key=", "--auth_tokens=")):
+            flag, path = a.split("=", 1)
+            files[path] = os.path.join(workdir, flag.lstrip("-"))
+    cert, key = files[flag_value(cmd, "--tls_cert")], files[flag_value(cmd, "--tls_key")]
+    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+         "-keyout", key, "-out", cert, "-subj", "/CN=clm-docker-test"])
+    with open(files[flag_value(cmd, "--auth_tokens")], "w") as f:
+        f.write("token " + "0" * 64 + " docker-test viewer\n")
+    flags = []
+    for a in entrypoint[1:] + cmd:
+        if a.startswith(("--grpc_address", "--metrics_address")):
+            continue  # the test's own 127.0.0.1 addresses follow
+        if a.startswith("--health_address="):
+            a = f"--health_address=127.0.0.1:{clmtest.free_port()}"
+        for image_path, local in files.items():
+            a = a.replace(image_path, local)
+        flags.append(a.replace("/var/lib/clm", os.path.join(workdir, "data"))
+                      .replace("/etc/clm/clm.textproto", os.path.join(clmtest.REPO, "deploy", "clm.textproto")))
     server = clmtest.ClmServer(args.server, workdir=workdir, flags=flags)
     server.wait_ready()
     code = server.stop()
@@ -104,6 +127,10 @@ def main():
         clmtest.fail(f"clm-server with the image's arguments exited {code} after SIGTERM:\n{server.log_text()}")
     print(f"clm-server accepts the image's arguments {flags} and exits 0 on SIGTERM")
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def flag_value(args, flag):
+    return next(a.split("=", 1)[1] for a in args if a.startswith(flag + "="))
 
 
 if __name__ == "__main__":

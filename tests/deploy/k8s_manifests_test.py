@@ -81,11 +81,13 @@ def main():
     check(c.get("resources", {}).get("requests") and c.get("resources", {}).get("limits"),
           "container: resources requests and limits must be set")
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
-    check(ports == {"grpc": 8003, "metrics": 9103}, f"container ports {ports} != grpc 8003, metrics 9103")
+    check(ports == {"grpc": 8003, "health": 8004, "metrics": 9103},
+          f"container ports {ports} != grpc 8003, health 8004, metrics 9103")
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         p = c.get(probe)
         if check(p, f"container: no {probe}"):
-            check(p.get("grpc", {}).get("port") == 8003, f"{probe}: must be a native grpc probe on port 8003")
+            check(p.get("grpc", {}).get("port") == 8004,
+                  f"{probe}: must be a native grpc probe on the plaintext health port 8004 (it cannot use TLS)")
 
     # The image: user id and the data directory its ENTRYPOINT uses.
     with open(os.path.join(clmtest.REPO, "deploy", "docker", "Dockerfile")) as f:
@@ -116,6 +118,14 @@ def main():
                                                      f"the ConfigMap is {cm['metadata']['name']}")
         check(config_file in cm.get("data", {}), f"ConfigMap has no key {config_file}")
     check(any(m["mountPath"] == "/tmp" for m in mounts.values()), "no writable /tmp (read-only root filesystem)")
+    # The server listens on 0.0.0.0 in the pod: TLS and credentials from mounted Secrets, or it refuses to start.
+    for flag in ("--tls_cert", "--tls_key", "--auth_tokens"):
+        values = [a.split("=", 1)[1] for a in c.get("args", []) if a.startswith(flag + "=")]
+        if check(values, f"container args: no {flag} (0.0.0.0 without TLS and credentials is refused)"):
+            directory = os.path.dirname(values[-1])
+            mount = [m for m in mounts.values() if m["mountPath"] == directory]
+            if check(mount, f"no volumeMount at {directory} for {flag}"):
+                check("secret" in volumes.get(mount[0]["name"], {}), f"{flag}: {directory} is not a Secret volume")
 
     check(subset(svc["spec"]["selector"], pod_labels), "Service: selector does not match the pod labels")
     svc_ports = {p["name"]: p for p in svc["spec"]["ports"]}
