@@ -11,6 +11,7 @@
 //   build-client/client/examples/clm-example-engine --server=127.0.0.1:8003 --trades=200
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <random>
 #include <string>
@@ -29,7 +30,10 @@
 #include "grpcpp/client_context.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:8003", "CLM server address");
-ABSL_FLAG(std::string, token, "", "bearer token sent with every call");
+ABSL_FLAG(std::string, token, "", "bearer token sent with every call (default: the CLM_TOKEN variable)");
+ABSL_FLAG(std::string, tls_ca, "", "PEM roots that sign the server's certificate (turns TLS on)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate for mutual TLS (with --tls_key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
 ABSL_FLAG(std::string, job, "",
           "apply this calibration job's map instead of the deployed production calibration; \"newest\": the "
           "newest succeeded job; empty: follow the Deployment service");
@@ -96,6 +100,10 @@ int main(int argc, char** argv) {
   clm::client::ConnectionOptions connection;
   connection.target = absl::GetFlag(FLAGS_server);
   connection.token = absl::GetFlag(FLAGS_token);
+  if (const char* env = std::getenv("CLM_TOKEN"); connection.token.empty() && env != nullptr) connection.token = env;
+  connection.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
+  connection.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  connection.tls_key_file = absl::GetFlag(FLAGS_tls_key);
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
       clm::client::MakeChannel(connection, clm::client::EngineChannelArguments());
   if (!channel.ok()) {
