@@ -66,38 +66,27 @@ class Authenticator final {
 };
 
 // A stream refused before it started (credentials, a limit): finishes at once with `status`, records it in
-// the method's metrics and deletes itself when done.
+// the method's metrics and deletes itself when done. `Reactor` is a server streaming reactor type.
+template <typename Reactor>
+class Refused final : public Reactor {
+ public:
+  Refused(MethodMetrics& metrics, const grpc::Status& status) : metrics_(metrics), status_(status) {
+    this->Finish(status_);
+  }
+  void OnDone() override {
+    metrics_.Record(status_, absl::ZeroDuration());
+    delete this;
+  }
+
+ private:
+  MethodMetrics& metrics_;
+  const grpc::Status status_;
+};
+
 template <typename Response>
-class RefusedWrite final : public grpc::ServerWriteReactor<Response> {
- public:
-  RefusedWrite(MethodMetrics& metrics, const grpc::Status& status) : metrics_(metrics), status_(status) {
-    this->Finish(status_);
-  }
-  void OnDone() override {
-    metrics_.Record(status_, absl::ZeroDuration());
-    delete this;
-  }
-
- private:
-  MethodMetrics& metrics_;
-  const grpc::Status status_;
-};
-
+using RefusedWrite = Refused<grpc::ServerWriteReactor<Response>>;
 template <typename Request, typename Response>
-class RefusedBidi final : public grpc::ServerBidiReactor<Request, Response> {
- public:
-  RefusedBidi(MethodMetrics& metrics, const grpc::Status& status) : metrics_(metrics), status_(status) {
-    this->Finish(status_);
-  }
-  void OnDone() override {
-    metrics_.Record(status_, absl::ZeroDuration());
-    delete this;
-  }
-
- private:
-  MethodMetrics& metrics_;
-  const grpc::Status status_;
-};
+using RefusedBidi = Refused<grpc::ServerBidiReactor<Request, Response>>;
 
 }  // namespace clm::server
 
