@@ -147,7 +147,7 @@ CalibrationJobService::CalibrationJobService(jobs::JobManager* jobs, ThreadPool*
 grpc::ServerUnaryReactor* CalibrationJobService::Submit(grpc::CallbackServerContext* context,
                                                         const clm::v1::SubmitJobRequest* request, Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  AnswerOnPool(pool_, reactor, submit_metrics_, response,
+  AnswerOnPool(pool_, context, reactor, submit_metrics_, response,
                [this, request] { return jobs_->Submit(*request); });
   return reactor;
 }
@@ -155,7 +155,7 @@ grpc::ServerUnaryReactor* CalibrationJobService::Submit(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* CalibrationJobService::Get(grpc::CallbackServerContext* context,
                                                      const clm::v1::GetJobRequest* request, Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  AnswerOnPool(pool_, reactor, get_metrics_, response,
+  AnswerOnPool(pool_, context, reactor, get_metrics_, response,
                [this, request] { return jobs_->Get(request->id(), true); });
   return reactor;
 }
@@ -164,7 +164,7 @@ grpc::ServerUnaryReactor* CalibrationJobService::List(grpc::CallbackServerContex
                                                       const clm::v1::ListJobsRequest* request,
                                                       clm::v1::ListJobsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  AnswerOnPool(pool_, reactor, list_metrics_, response, [this, request] { return jobs_->List(*request); });
+  AnswerOnPool(pool_, context, reactor, list_metrics_, response, [this, request] { return jobs_->List(*request); });
   return reactor;
 }
 
@@ -183,7 +183,7 @@ grpc::ServerWriteReactor<Job>* CalibrationJobService::Watch(grpc::CallbackServer
 grpc::ServerUnaryReactor* CalibrationJobService::Cancel(grpc::CallbackServerContext* context,
                                                         const clm::v1::CancelJobRequest* request, Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  AnswerOnPool(pool_, reactor, cancel_metrics_, response,
+  AnswerOnPool(pool_, context, reactor, cancel_metrics_, response,
                [this, request] { return jobs_->Cancel(request->id(), request->reason()); });
   return reactor;
 }
@@ -192,13 +192,15 @@ grpc::ServerUnaryReactor* CalibrationJobService::GetReport(grpc::CallbackServerC
                                                            const clm::v1::GetReportRequest* request,
                                                            clm::v1::JobReport* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  FinishOnPool(pool_, reactor, report_metrics_, [this, request, response]() -> absl::Status {
+  FinishOnPool(pool_, context, reactor, report_metrics_, [this, context, request, response]() -> absl::Status {
     absl::StatusOr<Job> job = jobs_->Get(request->id(), true);
     if (!job.ok()) return job.status();
     if (job->state() != clm::v1::SUCCEEDED) {
       return absl::FailedPreconditionError(absl::StrCat("job ", job->id(), " is ", clm::v1::JobState_Name(job->state()),
                                                         ": only a SUCCEEDED job has a report"));
     }
+    // Rendering a large report takes a while: not for a caller who has already gone.
+    if (absl::Status ended = CallEnded(*context); !ended.ok()) return ended;
     absl::StatusOr<std::string> json = calibration::RenderJson(job->result());
     if (!json.ok()) return json.status();
     response->set_id(job->id());

@@ -129,7 +129,7 @@ grpc::ServerUnaryReactor* DeploymentService::Approve(grpc::CallbackServerContext
                                                      const clm::v1::ApproveRequest* request,
                                                      clm::v1::DeploymentVersion* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  AnswerOnPool(pool_, reactor, approve_metrics_, response,
+  AnswerOnPool(pool_, context, reactor, approve_metrics_, response,
                [this, request] { return deployments_->Approve(*request); });
   return reactor;
 }
@@ -138,7 +138,7 @@ grpc::ServerUnaryReactor* DeploymentService::Promote(grpc::CallbackServerContext
                                                      const clm::v1::PromoteRequest* request,
                                                      clm::v1::DeploymentVersion* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  AnswerOnPool(pool_, reactor, promote_metrics_, response,
+  AnswerOnPool(pool_, context, reactor, promote_metrics_, response,
                [this, request] { return deployments_->Promote(*request); });
   return reactor;
 }
@@ -147,7 +147,7 @@ grpc::ServerUnaryReactor* DeploymentService::Rollback(grpc::CallbackServerContex
                                                       const clm::v1::RollbackRequest* request,
                                                       ActiveCalibration* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  AnswerOnPool(pool_, reactor, rollback_metrics_, response,
+  AnswerOnPool(pool_, context, reactor, rollback_metrics_, response,
                [this, request] { return deployments_->Rollback(*request); });
   return reactor;
 }
@@ -181,7 +181,7 @@ grpc::ServerUnaryReactor* DeploymentService::GetAudit(grpc::CallbackServerContex
                                                       const clm::v1::GetAuditRequest* request,
                                                       clm::v1::GetAuditResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  AnswerOnPool(pool_, reactor, audit_metrics_, response,
+  AnswerOnPool(pool_, context, reactor, audit_metrics_, response,
                [this, request] { return deployments_->Audit(request->limit(), request->before_id()); });
   return reactor;
 }
