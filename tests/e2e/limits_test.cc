@@ -247,5 +247,153 @@ TEST(LimitsTest, FloodOfStreamsAndOversizedMessagesKeepsMemoryBoundedAndServesAW
   EXPECT_EQ(server.Stop(), 0);
 }
 
+TEST(LimitsTest, SigtermDuringIngestStoresEveryAcknowledgedTradeAndExitsZero) {
+  clm::testing::TempDir dir;
+  auto server = std::make_unique<ServerProcess>(CLM_SERVER_BINARY, dir.path());
+  ASSERT_TRUE(server->WaitUntilServing());
+  absl::Mutex mu;
+  std::vector<IngestRequest> acked;
+  std::vector<grpc::Status> ends(3);
+  std::vector<std::thread> engines;
+  for (int e = 0; e < 3; ++e) {
+    engines.emplace_back([&, e] {
+      auto stub = clm::v1::TradeIngest::NewStub(Connect(server->address()));
+      grpc::ClientContext context;
+      auto stream = stub->Ingest(&context);
+      absl::Mutex sent_mu;
+      std::map<uint64_t, IngestRequest> sent;
+      std::thread reader([&] {
+        IngestAck ack;
+        while (stream->Read(&ack)) {
+          absl::MutexLock lock(&sent_mu);
+          auto it = sent.find(ack.batch_id());
+          if (it == sent.end() || ack.accepted() != static_cast<uint32_t>(it->second.trades_size())) continue;
+          absl::MutexLock ledger(&mu);
+          acked.push_back(std::move(it->second));
+          sent.erase(it);
+        }
+      });
+      for (uint64_t b = 1;; ++b) {
+        IngestRequest batch = Batch(b, 50, absl::StrCat("term", e));
+        {
+          absl::MutexLock lock(&sent_mu);
+          sent[b] = batch;
+        }
+        if (!stream->Write(batch)) break;
+      }
+      reader.join();
+      ends[e] = stream->Finish();
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(700));
+  const absl::Time signalled = absl::Now();
+  server->Signal(SIGTERM);
+  EXPECT_EQ(server->Wait(), 0);
+  // The default shutdown grace is 5 s; a drain that needed more would have been cut short.
+  EXPECT_LT(absl::Now() - signalled, absl::Seconds(5));
+  for (std::thread& t : engines) t.join();
+  for (const grpc::Status& end : ends) {
+    EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE) << end.error_message();
+  }
+  ASSERT_FALSE(acked.empty());
+
+  // After a restart, resending everything acknowledged yields only duplicates.
+  server = std::make_unique<ServerProcess>(CLM_SERVER_BINARY, dir.path());
+  ASSERT_TRUE(server->WaitUntilServing());
+  {
+    auto stub = clm::v1::TradeIngest::NewStub(Connect(server->address()));
+    for (const IngestRequest& batch : acked) {
+      clm::v1::RecordRequest request;
+      request.set_batch_id(batch.batch_id());
+      *request.mutable_trades() = batch.trades();
+      grpc::ClientContext context;
+      context.set_deadline(In(absl::Seconds(10)));
+      IngestAck ack;
+      ASSERT_TRUE(stub->Record(&context, request, &ack).ok());
+      ASSERT_EQ(ack.accepted(), 0u) << "acknowledged batch " << batch.batch_id() << " was not stored";
+      ASSERT_EQ(ack.duplicates(), static_cast<uint32_t>(batch.trades_size()));
+    }
+  }
+  EXPECT_EQ(server->Stop(), 0);
+}
+
+TEST(LimitsTest, SigtermDuringAJobCancelsItKeepsTheQueuedOneAndLeavesNothingRunning) {
+  clm::testing::TempDir dir;
+  auto server = std::make_unique<ServerProcess>(CLM_SERVER_BINARY, dir.path());
+  ASSERT_TRUE(server->WaitUntilServing());
+  std::string slow_id, queued_id;
+  {
+    auto channel = Connect(server->address());
+    auto ingest = clm::v1::TradeIngest::NewStub(channel);
+    auto jobs = clm::v1::CalibrationJob::NewStub(channel);
+    for (int b = 0; b < 10; ++b) {
+      clm::v1::RecordRequest request;
+      for (int i = 0; i < 1000; ++i) {
+        const double c = 0.05 + 0.9 * ((b * 1000 + i) % 97) / 97.0;
+        *request.add_trades() =
+            MakeTrade(absl::StrCat("j", b, "-", i), c, (i * 7919) % 100 < c * 100 ? clm::v1::TradeOutcome::WIN
+                                                                                 : clm::v1::TradeOutcome::LOSS,
+                      absl::Hours(1) + absl::Minutes(b * 1000 + i));
+      }
+      grpc::ClientContext context;
+      IngestAck ack;
+      ASSERT_TRUE(ingest->Record(&context, request, &ack).ok());
+    }
+    clm::v1::SubmitJobRequest slow;
+    slow.mutable_options()->set_bootstrap_resamples(100000);  // many seconds on 10,000 trades
+    Job job;
+    grpc::ClientContext c1;
+    ASSERT_TRUE(jobs->Submit(&c1, slow, &job).ok());
+    slow_id = job.id();
+    grpc::ClientContext c2;
+    ASSERT_TRUE(jobs->Submit(&c2, clm::v1::SubmitJobRequest(), &job).ok());  // waits: one worker
+    queued_id = job.id();
+    grpc::ClientContext watch_context;
+    clm::v1::WatchJobRequest watch;
+    watch.set_id(slow_id);
+    auto reader = jobs->Watch(&watch_context, watch);
+    Job update;
+    bool running = false;
+    while (!running && reader->Read(&update)) running = update.state() == clm::v1::RUNNING;
+    ASSERT_TRUE(running);
+    server->Signal(SIGTERM);
+    while (reader->Read(&update)) {
+    }
+    EXPECT_EQ(update.state(), clm::v1::CANCELLED);
+    reader->Finish();
+  }
+  EXPECT_EQ(server->Wait(), 0);
+
+  server = std::make_unique<ServerProcess>(CLM_SERVER_BINARY, dir.path());
+  ASSERT_TRUE(server->WaitUntilServing());
+  {
+    auto jobs = clm::v1::CalibrationJob::NewStub(Connect(server->address()));
+    grpc::ClientContext get_context;
+    clm::v1::GetJobRequest get;
+    get.set_id(slow_id);
+    Job slow;
+    ASSERT_TRUE(jobs->Get(&get_context, get, &slow).ok());
+    EXPECT_EQ(slow.state(), clm::v1::CANCELLED);
+    EXPECT_EQ(slow.error(), "the server is shutting down");
+    // The queued job survived the stop and runs to the end after the restart.
+    grpc::ClientContext watch_context;
+    watch_context.set_deadline(In(absl::Seconds(60)));
+    clm::v1::WatchJobRequest watch;
+    watch.set_id(queued_id);
+    auto reader = jobs->Watch(&watch_context, watch);
+    Job update;
+    while (reader->Read(&update)) {
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+    EXPECT_EQ(update.state(), clm::v1::SUCCEEDED);
+    grpc::ClientContext list_context;
+    clm::v1::ListJobsResponse list;
+    ASSERT_TRUE(jobs->List(&list_context, clm::v1::ListJobsRequest(), &list).ok());
+    EXPECT_EQ(list.jobs_size(), 2);
+    for (const Job& j : list.jobs()) EXPECT_NE(j.state(), clm::v1::RUNNING) << j.id();
+  }
+  EXPECT_EQ(server->Stop(), 0);
+}
+
 }  // namespace
 }  // namespace clm
