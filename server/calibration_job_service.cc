@@ -151,7 +151,7 @@ grpc::ServerUnaryReactor* CalibrationJobService::Submit(grpc::CallbackServerCont
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   std::optional<auth::Principal> caller = Admit(*auth_, context, reactor, submit_metrics_);
   if (!caller.has_value()) return reactor;
-  AnswerOnPool(pool_, reactor, submit_metrics_, response,
+  AnswerOnPool(pool_, context, reactor, submit_metrics_, response,
                [this, request, actor = auth_->Actor(*caller, request->submitted_by())] {
                  clm::v1::SubmitJobRequest submit = *request;
                  submit.set_submitted_by(actor);
@@ -164,7 +164,7 @@ grpc::ServerUnaryReactor* CalibrationJobService::Get(grpc::CallbackServerContext
                                                      const clm::v1::GetJobRequest* request, Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!Admit(*auth_, context, reactor, get_metrics_)) return reactor;
-  AnswerOnPool(pool_, reactor, get_metrics_, response,
+  AnswerOnPool(pool_, context, reactor, get_metrics_, response,
                [this, request] { return jobs_->Get(request->id(), true); });
   return reactor;
 }
@@ -174,7 +174,7 @@ grpc::ServerUnaryReactor* CalibrationJobService::List(grpc::CallbackServerContex
                                                       clm::v1::ListJobsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!Admit(*auth_, context, reactor, list_metrics_)) return reactor;
-  AnswerOnPool(pool_, reactor, list_metrics_, response, [this, request] { return jobs_->List(*request); });
+  AnswerOnPool(pool_, context, reactor, list_metrics_, response, [this, request] { return jobs_->List(*request); });
   return reactor;
 }
 
@@ -197,7 +197,7 @@ grpc::ServerUnaryReactor* CalibrationJobService::Cancel(grpc::CallbackServerCont
                                                         const clm::v1::CancelJobRequest* request, Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!Admit(*auth_, context, reactor, cancel_metrics_)) return reactor;
-  AnswerOnPool(pool_, reactor, cancel_metrics_, response,
+  AnswerOnPool(pool_, context, reactor, cancel_metrics_, response,
                [this, request] { return jobs_->Cancel(request->id(), request->reason()); });
   return reactor;
 }
@@ -207,13 +207,15 @@ grpc::ServerUnaryReactor* CalibrationJobService::GetReport(grpc::CallbackServerC
                                                            clm::v1::JobReport* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!Admit(*auth_, context, reactor, report_metrics_)) return reactor;
-  FinishOnPool(pool_, reactor, report_metrics_, [this, request, response]() -> absl::Status {
+  FinishOnPool(pool_, context, reactor, report_metrics_, [this, context, request, response]() -> absl::Status {
     absl::StatusOr<Job> job = jobs_->Get(request->id(), true);
     if (!job.ok()) return job.status();
     if (job->state() != clm::v1::SUCCEEDED) {
       return absl::FailedPreconditionError(absl::StrCat("job ", job->id(), " is ", clm::v1::JobState_Name(job->state()),
                                                         ": only a SUCCEEDED job has a report"));
     }
+    // Rendering a large report takes a while: not for a caller who has already gone.
+    if (absl::Status ended = CallEnded(*context); !ended.ok()) return ended;
     absl::StatusOr<std::string> json = calibration::RenderJson(job->result());
     if (!json.ok()) return json.status();
     response->set_id(job->id());

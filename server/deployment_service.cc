@@ -132,7 +132,7 @@ grpc::ServerUnaryReactor* DeploymentService::Approve(grpc::CallbackServerContext
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   std::optional<auth::Principal> caller = Admit(*auth_, context, reactor, approve_metrics_);
   if (!caller.has_value()) return reactor;
-  AnswerOnPool(pool_, reactor, approve_metrics_, response,
+  AnswerOnPool(pool_, context, reactor, approve_metrics_, response,
                [this, request, approver = auth_->Actor(*caller, request->approver())] {
                  clm::v1::ApproveRequest change = *request;
                  change.set_approver(approver);  // the authenticated principal when authentication is on
@@ -147,7 +147,7 @@ grpc::ServerUnaryReactor* DeploymentService::Promote(grpc::CallbackServerContext
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   std::optional<auth::Principal> caller = Admit(*auth_, context, reactor, promote_metrics_);
   if (!caller.has_value()) return reactor;
-  AnswerOnPool(pool_, reactor, promote_metrics_, response,
+  AnswerOnPool(pool_, context, reactor, promote_metrics_, response,
                [this, request, approver = auth_->Actor(*caller, request->approver())] {
                  clm::v1::PromoteRequest change = *request;
                  change.set_approver(approver);  // the authenticated principal when authentication is on
@@ -162,7 +162,7 @@ grpc::ServerUnaryReactor* DeploymentService::Rollback(grpc::CallbackServerContex
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   std::optional<auth::Principal> caller = Admit(*auth_, context, reactor, rollback_metrics_);
   if (!caller.has_value()) return reactor;
-  AnswerOnPool(pool_, reactor, rollback_metrics_, response,
+  AnswerOnPool(pool_, context, reactor, rollback_metrics_, response,
                [this, request, approver = auth_->Actor(*caller, request->approver())] {
                  clm::v1::RollbackRequest change = *request;
                  change.set_approver(approver);  // the authenticated principal when authentication is on
@@ -206,7 +206,7 @@ grpc::ServerUnaryReactor* DeploymentService::GetAudit(grpc::CallbackServerContex
                                                       clm::v1::GetAuditResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!Admit(*auth_, context, reactor, audit_metrics_)) return reactor;
-  AnswerOnPool(pool_, reactor, audit_metrics_, response,
+  AnswerOnPool(pool_, context, reactor, audit_metrics_, response,
                [this, request] { return deployments_->Audit(request->limit(), request->before_id()); });
   return reactor;
 }

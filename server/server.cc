@@ -320,6 +320,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   TradeIngestService::Options ingest_options;
   ingest_options.max_inflight_batches_per_stream = config.ingest().max_inflight_batches_per_stream();
   ingest_options.max_ingest_streams = config.ingest().max_ingest_streams();
+  ingest_options.max_inflight_bytes = config.ingest().max_inflight_bytes();
   services->trade_ingest = std::make_unique<TradeIngestService>(
       ingest_options, services->pipeline.get(), services->trade_store.get(), services->query_pool.get(),
       services->metrics.get(), authenticator);
@@ -343,19 +344,26 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   builder.RegisterService(services->deployment_service.get());
   builder.RegisterService(services->calibration_jobs.get());
   builder.RegisterService(services->reflection.get());
-  builder.SetMaxReceiveMessageSize(static_cast<int>(config.limits().max_receive_message_bytes()));
+  // The limits an abusive or idle client meets (config.proto ServerLimits documents each).
+  const clm::v1::ServerLimits& limits = config.limits();
+  builder.SetMaxReceiveMessageSize(static_cast<int>(limits.max_receive_message_bytes()));
   grpc::ResourceQuota quota("clm-server");
-  quota.Resize(config.limits().memory_quota_bytes());
-  quota.SetMaxThreads(static_cast<int>(config.limits().max_threads()));
+  quota.Resize(limits.memory_quota_bytes());
+  quota.SetMaxThreads(static_cast<int>(limits.max_threads()));
   builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             static_cast<int>(limits.max_concurrent_streams_per_connection()));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                             static_cast<int>(limits.max_connection_idle_seconds()) * 1000);
   // Engines keep streams open for days: let them ping to keep NATs open, but not flood.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
-                             static_cast<int>(config.limits().keepalive_min_ping_interval_seconds()) * 1000);
+                             static_cast<int>(limits.keepalive_min_ping_interval_seconds()) * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
   // Detect dead peers on idle streams.
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(limits.keepalive_time_seconds()) * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             static_cast<int>(limits.keepalive_timeout_seconds()) * 1000);
 
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->grpc_port_ == 0) {

@@ -32,8 +32,10 @@ absl::StatusOr<store::DatasetQuery> ToQuery(const clm::v1::DatasetFilter& filter
 }  // namespace
 
 // One Ingest stream. Reads a batch, submits it, and reads the next while fewer than
-// max_inflight_batches_per_stream are unanswered: a slow store slows the client down (backpressure) instead
-// of growing memory. Acks are written one at a time, in order, as the writer commits.
+// max_inflight_batches_per_stream are unanswered and the service's byte budget (max_inflight_bytes, over all
+// streams) is not spent: a slow store, or a client that does not read its acks, slows the client down
+// (backpressure) instead of growing memory. Acks are written one at a time, in order, as the writer commits.
+// A stream stopped by the budget parks and is resumed when any commit frees bytes.
 //
 // Lifetime: the reactor finishes only when no pipeline callback for it is outstanding, so a callback never
 // runs on a deleted reactor; OnDone deletes it.
@@ -57,26 +59,14 @@ class TradeIngestService::IngestReactor final : public grpc::ServerBidiReactor<I
   }
 
   void OnReadDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    read_outstanding_ = false;
-    if (finished_) return;
-    if (!ok) {  // the client half-closed (or went away: OnCancel says so)
-      done_reading_ = true;
-      MaybeFinishLocked();
-      return;
+    TradeIngestService* const service = service_;  // `this` may be gone once mu_ is released
+    uint64_t refund = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      refund = ReadDoneLocked(ok);
     }
-    if (outcome_.has_value()) return;  // already failing: read nothing more
-    ++in_pipeline_;
-    absl::Status submitted = service_->pipeline_->Submit(
-        request_.batch_id(), request_.mutable_trades(),
-        [this](absl::StatusOr<IngestAck> ack) { OnAck(std::move(ack)); });
-    if (!submitted.ok()) {
-      --in_pipeline_;
-      Fail(ToGrpcStatus(absl::Status(submitted.code(), absl::StrCat("batch ", request_.batch_id(), ": ",
-                                                                    submitted.message()))));
-      return;
-    }
-    MaybeReadLocked();
+    // A refused batch's bytes were charged for a moment: a stream may have parked on them.
+    if (refund > 0) service->Release(refund);
   }
 
   void OnWriteDone(bool ok) override {
@@ -103,10 +93,19 @@ class TradeIngestService::IngestReactor final : public grpc::ServerBidiReactor<I
     MaybeFinishLocked();
   }
 
+  // The byte budget has room again (called with the service's streams_mu_ held, so this reactor is alive).
+  void Resume() {
+    absl::MutexLock lock(&mu_);
+    parked_ = false;
+    MaybeReadLocked();
+  }
+
   void OnDone() override {
     {
       absl::MutexLock lock(&service_->streams_mu_);
       service_->streams_.erase(this);
+      absl::MutexLock parked_lock(&service_->parked_mu_);
+      service_->parked_.erase(this);
     }
     service_->metrics_->ingest_streams_open().Decrement();
     service_->ingest_metrics_.Record(final_status_, absl::Now() - start_);
@@ -114,19 +113,56 @@ class TradeIngestService::IngestReactor final : public grpc::ServerBidiReactor<I
   }
 
  private:
-  // Runs on the ingest writer thread.
+  // Returns the bytes to give back to the budget when the batch was refused.
+  uint64_t ReadDoneLocked(bool ok) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    read_outstanding_ = false;
+    if (finished_) return 0;
+    if (!ok) {  // the client half-closed (or went away: OnCancel says so)
+      done_reading_ = true;
+      MaybeFinishLocked();
+      return 0;
+    }
+    if (outcome_.has_value()) return 0;  // already failing: read nothing more
+    ++in_pipeline_;
+    // Charged before Submit: the ack that releases it may come before Submit returns.
+    const uint64_t bytes = request_.ByteSizeLong();
+    pipeline_bytes_.push_back(bytes);
+    service_->Charge(bytes);
+    absl::Status submitted = service_->pipeline_->Submit(
+        request_.batch_id(), request_.mutable_trades(),
+        [this](absl::StatusOr<IngestAck> ack) { OnAck(std::move(ack)); });
+    if (!submitted.ok()) {
+      --in_pipeline_;
+      pipeline_bytes_.pop_back();
+      Fail(ToGrpcStatus(absl::Status(submitted.code(), absl::StrCat("batch ", request_.batch_id(), ": ",
+                                                                    submitted.message()))));
+      return bytes;
+    }
+    MaybeReadLocked();
+    return 0;
+  }
+
+  // Runs on the ingest writer thread. The pipeline answers a stream's batches in submission order, so this
+  // ack is for the oldest batch in pipeline_bytes_.
   void OnAck(absl::StatusOr<IngestAck> ack) {
-    absl::MutexLock lock(&mu_);
-    --in_pipeline_;
-    if (!ack.ok()) {
-      Fail(ToGrpcStatus(ack.status()));
-      return;
+    TradeIngestService* const service = service_;  // `this` may be gone once mu_ is released
+    uint64_t bytes = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      --in_pipeline_;
+      bytes = pipeline_bytes_.front();
+      pipeline_bytes_.pop_front();
+      if (!ack.ok()) {
+        Fail(ToGrpcStatus(ack.status()));
+      } else {
+        if (!outcome_.has_value() || outcome_->ok()) {
+          to_write_.push_back(std::move(*ack));
+          MaybeWriteLocked();
+        }
+        MaybeFinishLocked();
+      }
     }
-    if (!outcome_.has_value() || outcome_->ok()) {
-      to_write_.push_back(std::move(*ack));
-      MaybeWriteLocked();
-    }
-    MaybeFinishLocked();
+    service->Release(bytes);
   }
 
   // First failure wins; unanswered batches are simply not acknowledged, so the client resends them.
@@ -136,8 +172,12 @@ class TradeIngestService::IngestReactor final : public grpc::ServerBidiReactor<I
   }
 
   void MaybeReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (read_outstanding_ || done_reading_ || finished_ || draining_ || outcome_.has_value()) return;
+    if (read_outstanding_ || done_reading_ || finished_ || draining_ || parked_ || outcome_.has_value()) return;
     if (in_pipeline_ + to_write_.size() >= service_->options_.max_inflight_batches_per_stream) return;
+    if (service_->BudgetSpent()) {
+      parked_ = service_->Park(this);
+      if (parked_) return;
+    }
     read_outstanding_ = true;
     StartRead(&request_);
   }
@@ -176,6 +216,8 @@ class TradeIngestService::IngestReactor final : public grpc::ServerBidiReactor<I
 
   absl::Mutex mu_;
   int in_pipeline_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<uint64_t> pipeline_bytes_ ABSL_GUARDED_BY(mu_);  // charged bytes of each batch in the pipeline
+  bool parked_ ABSL_GUARDED_BY(mu_) = false;                 // waiting for the byte budget
   std::deque<IngestAck> to_write_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool read_outstanding_ ABSL_GUARDED_BY(mu_) = false;
@@ -199,6 +241,34 @@ TradeIngestService::TradeIngestService(const Options& options, ingest::IngestPip
       record_metrics_(metrics->Method("/clm.v1.TradeIngest/Record")),
       summary_metrics_(metrics->Method("/clm.v1.TradeIngest/GetDatasetSummary")),
       dead_letters_metrics_(metrics->Method("/clm.v1.TradeIngest/ListDeadLetters")) {}
+
+void TradeIngestService::Release(uint64_t bytes) {
+  inflight_bytes_.fetch_sub(bytes);
+  {
+    // The common case, on every commit: nobody is parked. A stream parking after this check sees the room
+    // freed above (Park checks again under parked_mu_).
+    absl::MutexLock parked_lock(&parked_mu_);
+    if (parked_.empty()) return;
+  }
+  // streams_mu_ keeps every parked reactor alive (OnDone leaves both sets under it before deleting).
+  absl::MutexLock lock(&streams_mu_);
+  absl::flat_hash_set<IngestReactor*> parked;
+  {
+    absl::MutexLock parked_lock(&parked_mu_);
+    if (parked_.empty()) return;
+    parked.swap(parked_);
+  }
+  for (IngestReactor* reactor : parked) reactor->Resume();
+}
+
+bool TradeIngestService::Park(IngestReactor* reactor) {
+  absl::MutexLock lock(&parked_mu_);
+  // Checked again under parked_mu_: a release that came after the caller's check either sees this reactor
+  // parked and resumes it, or freed the room seen here.
+  if (!BudgetSpent()) return false;
+  parked_.insert(reactor);
+  return true;
+}
 
 void TradeIngestService::DrainStreams() {
   absl::MutexLock lock(&streams_mu_);
@@ -251,8 +321,10 @@ grpc::ServerUnaryReactor* TradeIngestService::GetDatasetSummary(grpc::CallbackSe
     FinishUnary(reactor, summary_metrics_, start, ToGrpcStatus(query.status()));
     return reactor;
   }
-  AnswerOnPool(query_pool_, reactor, summary_metrics_, response,
-               [this, query = *query] { return store_->Summarize(query); });
+  // A summary of a big store is a long scan: it stops once the caller's deadline passes or the caller leaves.
+  query->stop = StopWhenCallEnds(context);
+  AnswerOnPool(query_pool_, context, reactor, summary_metrics_, response,
+               [this, query = *std::move(query)] { return store_->Summarize(query); });
   return reactor;
 }
 
@@ -270,7 +342,7 @@ grpc::ServerUnaryReactor* TradeIngestService::ListDeadLetters(grpc::CallbackServ
   }
   uint32_t limit = request->limit() == 0 ? 100 : request->limit();
   uint64_t before_id = request->before_id();
-  AnswerOnPool(query_pool_, reactor, dead_letters_metrics_, response,
+  AnswerOnPool(query_pool_, context, reactor, dead_letters_metrics_, response,
                [this, limit, before_id] { return store_->ListDeadLetters(limit, before_id); });
   return reactor;
 }

@@ -21,6 +21,8 @@ class TradeIngestService final : public clm::v1::TradeIngest::CallbackService {
   struct Options {
     uint32_t max_inflight_batches_per_stream = 16;
     uint32_t max_ingest_streams = 64;
+    // Bytes of received batches not yet committed, over all streams: at or above it no stream reads more.
+    uint64_t max_inflight_bytes = 256ULL << 20;
   };
   TradeIngestService(const Options& options, ingest::IngestPipeline* pipeline, store::TradeStore* store,
                      ThreadPool* query_pool, Metrics* metrics, const Authenticator* auth);
@@ -43,6 +45,14 @@ class TradeIngestService final : public clm::v1::TradeIngest::CallbackService {
  private:
   class IngestReactor;
 
+  // The shared byte budget. A stream that finds it spent parks; every release wakes the parked streams.
+  bool BudgetSpent() const { return inflight_bytes_.load() >= options_.max_inflight_bytes; }
+  void Charge(uint64_t bytes) { inflight_bytes_.fetch_add(bytes); }
+  // Must be called without holding any reactor's lock.
+  void Release(uint64_t bytes);
+  // Under the reactor's lock: false when the budget had room after all (then the reactor reads on).
+  bool Park(IngestReactor* reactor);
+
   const Options options_;
   ingest::IngestPipeline* const pipeline_;
   store::TradeStore* const store_;
@@ -53,6 +63,10 @@ class TradeIngestService final : public clm::v1::TradeIngest::CallbackService {
   absl::Mutex streams_mu_;
   absl::flat_hash_set<IngestReactor*> streams_ ABSL_GUARDED_BY(streams_mu_);
   bool draining_ ABSL_GUARDED_BY(streams_mu_) = false;
+  std::atomic<uint64_t> inflight_bytes_{0};
+  // Lock order: streams_mu_, then a reactor's lock, then parked_mu_.
+  absl::Mutex parked_mu_ ABSL_ACQUIRED_AFTER(streams_mu_);
+  absl::flat_hash_set<IngestReactor*> parked_ ABSL_GUARDED_BY(parked_mu_);
   MethodMetrics& ingest_metrics_;
   MethodMetrics& record_metrics_;
   MethodMetrics& summary_metrics_;

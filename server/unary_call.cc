@@ -1,5 +1,6 @@
 #include "server/unary_call.h"
 
+#include <chrono>
 #include <utility>
 
 #include "absl/time/clock.h"
@@ -21,11 +22,33 @@ void FinishUnary(grpc::ServerUnaryReactor* reactor, MethodMetrics& metrics, absl
   reactor->Finish(status);
 }
 
-void FinishOnPool(ThreadPool* pool, grpc::ServerUnaryReactor* reactor, MethodMetrics& metrics,
-                  std::function<absl::Status()> work) {
+absl::Status CallEnded(const grpc::CallbackServerContext& context) {
+  // IsCancelled is also true once gRPC has cancelled a call for its deadline: check the deadline first so
+  // the reason is the right one.
+  if (std::chrono::system_clock::now() >= context.deadline()) {
+    return absl::DeadlineExceededError("the caller's deadline passed before the answer was ready");
+  }
+  if (context.IsCancelled()) return absl::CancelledError("the caller cancelled the call");
+  return absl::OkStatus();
+}
+
+std::function<bool()> StopWhenCallEnds(const grpc::CallbackServerContext* context) {
+  return [context] { return !CallEnded(*context).ok(); };
+}
+
+void FinishOnPool(ThreadPool* pool, grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+                  MethodMetrics& metrics, std::function<absl::Status()> work) {
   const absl::Time start = absl::Now();
-  absl::Status scheduled = pool->Schedule([reactor, &metrics, start, work = std::move(work)] {
-    FinishUnary(reactor, metrics, start, ToGrpcStatus(work()));
+  absl::Status scheduled = pool->Schedule([context, reactor, &metrics, start, work = std::move(work)] {
+    absl::Status status = CallEnded(*context);
+    if (status.ok()) {
+      status = work();
+      if (!status.ok()) {
+        // An error caused by the caller leaving (an interrupted read) is reported as that.
+        if (absl::Status ended = CallEnded(*context); !ended.ok()) status = ended;
+      }
+    }
+    FinishUnary(reactor, metrics, start, ToGrpcStatus(status));
   });
   if (!scheduled.ok()) FinishUnary(reactor, metrics, start, ToGrpcStatus(scheduled));
 }

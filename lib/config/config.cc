@@ -74,6 +74,7 @@ absl::StatusOr<clm::v1::ServerConfig> ResolveServerConfig(const clm::v1::ServerC
   if (ingest->max_group_trades() == 0) ingest->set_max_group_trades(20000);
   if (ingest->max_inflight_batches_per_stream() == 0) ingest->set_max_inflight_batches_per_stream(16);
   if (ingest->max_ingest_streams() == 0) ingest->set_max_ingest_streams(64);
+  if (ingest->max_inflight_bytes() == 0) ingest->set_max_inflight_bytes(256ULL << 20);
   auto* jobs = c.mutable_jobs();
   if (jobs->workers() == 0) jobs->set_workers(1);
   if (jobs->max_queued() == 0) jobs->set_max_queued(32);
@@ -85,10 +86,14 @@ absl::StatusOr<clm::v1::ServerConfig> ResolveServerConfig(const clm::v1::ServerC
                                                    deployment->auto_rollback_margin()));
   }
   auto* limits = c.mutable_limits();
-  if (limits->max_receive_message_bytes() == 0) limits->set_max_receive_message_bytes(16 << 20);
+  if (limits->max_receive_message_bytes() == 0) limits->set_max_receive_message_bytes(4 << 20);
   if (limits->memory_quota_bytes() == 0) limits->set_memory_quota_bytes(1ULL << 30);
   if (limits->max_threads() == 0) limits->set_max_threads(64);
   if (limits->keepalive_min_ping_interval_seconds() == 0) limits->set_keepalive_min_ping_interval_seconds(10);
+  if (limits->max_concurrent_streams_per_connection() == 0) limits->set_max_concurrent_streams_per_connection(100);
+  if (limits->max_connection_idle_seconds() == 0) limits->set_max_connection_idle_seconds(3600);
+  if (limits->keepalive_time_seconds() == 0) limits->set_keepalive_time_seconds(60);
+  if (limits->keepalive_timeout_seconds() == 0) limits->set_keepalive_timeout_seconds(20);
 
   for (const absl::Status& status : {
            InRange("ingest.max_batch_trades", ingest->max_batch_trades(), 1, 100000),
@@ -96,6 +101,7 @@ absl::StatusOr<clm::v1::ServerConfig> ResolveServerConfig(const clm::v1::ServerC
            InRange("ingest.max_group_trades", ingest->max_group_trades(), 1, 1000000),
            InRange("ingest.max_inflight_batches_per_stream", ingest->max_inflight_batches_per_stream(), 1, 1024),
            InRange("ingest.max_ingest_streams", ingest->max_ingest_streams(), 1, 10000),
+           InRange("ingest.max_inflight_bytes", ingest->max_inflight_bytes(), 1ULL << 20, 1ULL << 40),
            InRange("jobs.workers", jobs->workers(), 1, 64),
            InRange("deployment.auto_rollback_min_trades", deployment->auto_rollback_min_trades(), 1, 10000000),
            InRange("jobs.max_queued", jobs->max_queued(), 1, 10000),
@@ -104,6 +110,11 @@ absl::StatusOr<clm::v1::ServerConfig> ResolveServerConfig(const clm::v1::ServerC
            InRange("limits.max_threads", limits->max_threads(), 4, 4096),
            InRange("limits.keepalive_min_ping_interval_seconds", limits->keepalive_min_ping_interval_seconds(), 1,
                    3600),
+           InRange("limits.max_concurrent_streams_per_connection", limits->max_concurrent_streams_per_connection(),
+                   1, 100000),
+           InRange("limits.max_connection_idle_seconds", limits->max_connection_idle_seconds(), 1, 7 * 86400),
+           InRange("limits.keepalive_time_seconds", limits->keepalive_time_seconds(), 1, 86400),
+           InRange("limits.keepalive_timeout_seconds", limits->keepalive_timeout_seconds(), 1, 3600),
        }) {
     if (!status.ok()) return status;
   }

@@ -18,6 +18,8 @@ absl::Status SqliteError(int code, absl::string_view context, sqlite3* db) {
       return absl::UnavailableError(message);
     case SQLITE_CONSTRAINT:
       return absl::FailedPreconditionError(message);
+    case SQLITE_INTERRUPT:
+      return absl::CancelledError(message);
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
       return absl::DataLossError(message);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <system_error>
 #include <utility>
 
@@ -240,10 +241,37 @@ class SqliteTradeStore::ReaderLease final {
   std::unique_ptr<Database> db_;
 };
 
+namespace {
+
+// Lets a caller stop a long read (DatasetQuery::stop): SQLite polls the handler every few thousand virtual
+// machine steps and interrupts the statement (SQLITE_INTERRUPT, so CANCELLED) once it returns true. The handler
+// is removed again before the connection goes back to the pool.
+class StopWhen final {
+ public:
+  StopWhen(Database& db, const std::function<bool()>& stop) : db_(db), stop_(stop) {
+    if (stop_) sqlite3_progress_handler(db_.raw(), kStopPollSteps, &StopWhen::Poll, this);
+  }
+  ~StopWhen() {
+    if (stop_) sqlite3_progress_handler(db_.raw(), 0, nullptr, nullptr);
+  }
+  StopWhen(const StopWhen&) = delete;
+  StopWhen& operator=(const StopWhen&) = delete;
+
+ private:
+  static constexpr int kStopPollSteps = 10000;
+  static int Poll(void* self) { return static_cast<StopWhen*>(self)->stop_() ? 1 : 0; }
+
+  Database& db_;
+  const std::function<bool()>& stop_;
+};
+
+}  // namespace
+
 absl::StatusOr<clm::v1::DatasetSummary> SqliteTradeStore::Summarize(const DatasetQuery& query) {
   absl::StatusOr<std::unique_ptr<Database>> db = AcquireReader();
   if (!db.ok()) return db.status();
   ReaderLease lease(this, std::move(*db));
+  StopWhen stop(lease.db(), query.stop);
   // One snapshot for all three queries, so the counts agree with each other.
   absl::Status status = lease.db().Exec("BEGIN");
   if (!status.ok()) return status;
@@ -302,6 +330,7 @@ absl::StatusOr<std::vector<Trade>> SqliteTradeStore::LoadTrades(const DatasetQue
   absl::StatusOr<std::unique_ptr<Database>> db = AcquireReader();
   if (!db.ok()) return db.status();
   ReaderLease lease(this, std::move(*db));
+  StopWhen stop(lease.db(), query.stop);
   absl::StatusOr<Statement> stmt = lease.db().Prepare(absl::StrCat(
       "SELECT seq, trade_id, symbol, model_id, confidence, outcome, pnl, opened_at_ns, closed_at_ns, side, "
       "model_confidences FROM trades",

@@ -2,6 +2,7 @@
 #define CLM_LIB_STORE_TRADE_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +48,9 @@ struct DatasetQuery {
   std::optional<int64_t> closed_from_ns;  // inclusive
   std::optional<int64_t> closed_to_ns;    // exclusive
   int64_t after_seq = 0;               // only trades stored after this sequence number
+  // When set, polled while a long read runs; once it returns true the read stops and fails with CANCELLED
+  // (a caller whose deadline passed or who went away). Called on the reading thread.
+  std::function<bool()> stop;
 };
 
 // Durable storage of trades. Implementations: SQLite (embedded, one process). A PostgreSQL backend for

@@ -21,10 +21,15 @@ void ExpectDefaults(const clm::v1::ServerConfig& c) {
   EXPECT_EQ(c.ingest().max_group_trades(), 20000u);
   EXPECT_EQ(c.ingest().max_inflight_batches_per_stream(), 16u);
   EXPECT_EQ(c.ingest().max_ingest_streams(), 64u);
-  EXPECT_EQ(c.limits().max_receive_message_bytes(), 16u << 20);
+  EXPECT_EQ(c.ingest().max_inflight_bytes(), 256ULL << 20);
+  EXPECT_EQ(c.limits().max_receive_message_bytes(), 4u << 20);
   EXPECT_EQ(c.limits().memory_quota_bytes(), 1ULL << 30);
   EXPECT_EQ(c.limits().max_threads(), 64u);
   EXPECT_EQ(c.limits().keepalive_min_ping_interval_seconds(), 10u);
+  EXPECT_EQ(c.limits().max_concurrent_streams_per_connection(), 100u);
+  EXPECT_EQ(c.limits().max_connection_idle_seconds(), 3600u);
+  EXPECT_EQ(c.limits().keepalive_time_seconds(), 60u);
+  EXPECT_EQ(c.limits().keepalive_timeout_seconds(), 20u);
   EXPECT_EQ(c.jobs().workers(), 1u);
   EXPECT_EQ(c.jobs().max_queued(), 32u);
 }
@@ -76,6 +81,16 @@ INSTANTIATE_TEST_SUITE_P(
                   "ingest.max_inflight_batches_per_stream: must be within [1, 1024], got 1025"},
         RangeCase{"ingest { max_ingest_streams: 10001 }",
                   "ingest.max_ingest_streams: must be within [1, 10000], got 10001"},
+        RangeCase{"ingest { max_inflight_bytes: 1048575 }",
+                  "ingest.max_inflight_bytes: must be within [1048576, 1099511627776], got 1048575"},
+        RangeCase{"limits { max_concurrent_streams_per_connection: 100001 }",
+                  "limits.max_concurrent_streams_per_connection: must be within [1, 100000], got 100001"},
+        RangeCase{"limits { max_connection_idle_seconds: 604801 }",
+                  "limits.max_connection_idle_seconds: must be within [1, 604800], got 604801"},
+        RangeCase{"limits { keepalive_time_seconds: 86401 }",
+                  "limits.keepalive_time_seconds: must be within [1, 86400], got 86401"},
+        RangeCase{"limits { keepalive_timeout_seconds: 3601 }",
+                  "limits.keepalive_timeout_seconds: must be within [1, 3600], got 3601"},
         RangeCase{"limits { max_receive_message_bytes: 1023 }",
                   "limits.max_receive_message_bytes: must be within [1024, 1073741824], got 1023"},
         RangeCase{"limits { memory_quota_bytes: 1024 }",
@@ -88,9 +103,10 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(ResolveServerConfigTest, RangeBoundariesAreAccepted) {
   absl::StatusOr<clm::v1::ServerConfig> parsed = ParseServerConfig(
       "ingest { max_batch_trades: 100000 future_tolerance_seconds: 1 max_group_trades: 1000000 "
-      "max_inflight_batches_per_stream: 1024 max_ingest_streams: 1 }\n"
+      "max_inflight_batches_per_stream: 1024 max_ingest_streams: 1 max_inflight_bytes: 1048576 }\n"
       "limits { max_receive_message_bytes: 1024 memory_quota_bytes: 16777216 max_threads: 4096 "
-      "keepalive_min_ping_interval_seconds: 3600 }");
+      "keepalive_min_ping_interval_seconds: 3600 max_concurrent_streams_per_connection: 100000 "
+      "max_connection_idle_seconds: 604800 keepalive_time_seconds: 86400 keepalive_timeout_seconds: 3600 }");
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_TRUE(ResolveServerConfig(*parsed).ok());
 }

@@ -10,7 +10,9 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "clm/v1/ingest.pb.h"
 #include "gtest/gtest.h"
+#include "lib/config/config.h"
 
 namespace clm::ingest {
 namespace {
@@ -321,6 +323,31 @@ TEST(ContentHashTest, NegativeZeroEqualsZeroAfterCanonicalize) {
   Canonicalize(pos);
   Canonicalize(neg);
   EXPECT_EQ(ContentHash(neg), ContentHash(pos));
+}
+
+TEST(ValidationTest, AFullBatchOfTheLargestValidTradesFitsTheDefaultMessageLimit) {
+  // Every field at its largest valid size: an engine that keeps to the rules never meets
+  // limits.max_receive_message_bytes with a batch of ingest.max_batch_trades trades.
+  TradeOutcome t = ValidTrade();
+  t.set_trade_id(std::string(kMaxTradeIdBytes, 'T'));
+  t.set_symbol(std::string(kMaxSymbolBytes, 'S'));
+  t.set_model_id(std::string(kMaxModelIdBytes, 'M'));
+  t.mutable_opened_at()->set_nanos(999999999);
+  t.mutable_closed_at()->set_nanos(999999999);
+  t.mutable_model_confidences()->clear();
+  for (size_t i = 0; i < kMaxModelConfidences; ++i) {
+    std::string name = std::to_string(i);
+    name.resize(kMaxModelNameBytes, 'n');
+    (*t.mutable_model_confidences())[name] = 0.123456789;
+  }
+  std::optional<FieldError> error = ValidateTrade(t, kNow, kTolerance);
+  ASSERT_FALSE(error.has_value()) << error->field << ": " << error->reason;
+  absl::StatusOr<clm::v1::ServerConfig> config = config::ResolveServerConfig(clm::v1::ServerConfig());
+  ASSERT_TRUE(config.ok()) << config.status();
+  clm::v1::IngestRequest batch;
+  batch.set_batch_id(UINT64_MAX);
+  for (uint32_t i = 0; i < config->ingest().max_batch_trades(); ++i) *batch.add_trades() = t;
+  EXPECT_LE(batch.ByteSizeLong(), config->limits().max_receive_message_bytes());
 }
 
 }  // namespace

@@ -303,6 +303,44 @@ TEST_F(TradeIngestServiceTest, StreamsBeyondTheLimitAreRefused) {
   EXPECT_TRUE(s2->Finish().ok());
 }
 
+TEST_F(TradeIngestServiceTest, StreamsStoppedByTheByteBudgetResumeAndLoseNothing) {
+  // A budget far below what the streams send at once (6 streams x 16 batches x ~35 KB): streams park on
+  // it again and again; every one must be resumed by a later commit, or its acks never come.
+  StopServer();
+  clm::v1::ServerConfig config;
+  config.mutable_ingest()->set_max_inflight_bytes(1 << 20);
+  StartServer(config);
+  constexpr int kStreams = 6, kBatches = 12, kTrades = 500;
+  std::vector<std::thread> engines;
+  std::vector<int> acked(kStreams, 0);
+  std::vector<grpc::Status> statuses(kStreams);
+  for (int s = 0; s < kStreams; ++s) {
+    engines.emplace_back([&, s] {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+      auto stream = stub_->Ingest(&context);
+      std::thread reader([&] {
+        IngestAck ack;
+        while (stream->Read(&ack)) {
+          if (ack.accepted() == static_cast<uint32_t>(kTrades)) ++acked[s];
+        }
+      });
+      for (int b = 1; b <= kBatches; ++b) {
+        if (!stream->Write(Batch(b, kTrades, absl::StrCat("budget", s, "-", b)))) break;
+      }
+      stream->WritesDone();
+      reader.join();
+      statuses[s] = stream->Finish();
+    });
+  }
+  for (std::thread& t : engines) t.join();
+  for (int s = 0; s < kStreams; ++s) {
+    EXPECT_TRUE(statuses[s].ok()) << "stream " << s << ": " << statuses[s].error_message();
+    EXPECT_EQ(acked[s], kBatches) << "stream " << s;
+  }
+  EXPECT_EQ(Summary().total(), static_cast<uint64_t>(kStreams * kBatches * kTrades));
+}
+
 TEST_F(TradeIngestServiceTest, DatasetSummaryCountsAndFilters) {
   IngestAck ack;
   ASSERT_TRUE(Record({MakeTrade("w1", 0.6, TradeOutcome::WIN, absl::Hours(72), "BTCUSDT"),

@@ -450,6 +450,34 @@ TEST_F(SqliteTradeStoreTest, SummarizeAppliesEveryFilter) {
   EXPECT_TRUE(none.trades_per_symbol().empty());
 }
 
+TEST_F(SqliteTradeStoreTest, LongReadsStopWhenTheCallerSaysSoAndTheConnectionStaysUsable) {
+  std::vector<std::pair<TradeOutcome, uint64_t>> trades;
+  for (int i = 0; i < 5000; ++i) trades.push_back({MakeTrade(absl::StrCat("t", i), kT0 + i * kSecond), 1000 + i});
+  WriteOne(MakeBatch(1, std::move(trades)));
+
+  int polls = 0;
+  DatasetQuery stopped;
+  stopped.stop = [&polls] { return ++polls >= 2; };  // the caller leaves while the scan runs
+  absl::StatusOr<clm::v1::DatasetSummary> summary = store_->Summarize(stopped);
+  ASSERT_FALSE(summary.ok());
+  EXPECT_EQ(summary.status().code(), absl::StatusCode::kCancelled) << summary.status();
+  EXPECT_EQ(polls, 2);
+
+  polls = 0;
+  absl::StatusOr<std::vector<Trade>> loaded = store_->LoadTrades(stopped);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kCancelled) << loaded.status();
+
+  // A caller still waiting gets everything; the pooled connection no longer carries the old stop.
+  DatasetQuery waiting;
+  waiting.stop = [] { return false; };
+  absl::StatusOr<clm::v1::DatasetSummary> full = store_->Summarize(waiting);
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_EQ(full->total(), 5000u);
+  EXPECT_EQ(Summary({}).total(), 5000u);
+  EXPECT_EQ(LoadAll().size(), 5000u);
+}
+
 TEST_F(SqliteTradeStoreTest, MaxSeqCountsStoredTradesOnly) {
   EXPECT_EQ(MaxSeq(), 0);
   WriteOne(MakeBatch(1, {{MakeTrade("a", kT0), 1}, {MakeTrade("b", kT0), 2}}));

@@ -132,10 +132,21 @@ std::string FreeAddress() { return "127.0.0.1:" + std::to_string(PickFreePort())
 
 }  // namespace
 
-ServerProcess::ServerProcess(const std::string& binary, const std::string& data_dir)
+namespace {
+
+std::vector<std::string> Concat(std::vector<std::string> a, std::vector<std::string> b) {
+  a.insert(a.end(), std::make_move_iterator(b.begin()), std::make_move_iterator(b.end()));
+  return a;
+}
+
+}  // namespace
+
+ServerProcess::ServerProcess(const std::string& binary, const std::string& data_dir,
+                             std::vector<std::string> extra_args)
     : address_(FreeAddress()),
-      process_({binary, "--grpc_address=" + address_, "--metrics_address=", "--data_dir=" + data_dir,
-                "--log_level=warn"},
+      process_(Concat({binary, "--grpc_address=" + address_, "--metrics_address=", "--data_dir=" + data_dir,
+                       "--log_level=warn"},
+                      std::move(extra_args)),
                data_dir + "/server.log") {}
 
 int ServerProcess::Stop() {

@@ -57,7 +57,9 @@ bool WaitForServing(const std::string& address, absl::Duration timeout);
 // still running.
 class ServerProcess final {
  public:
-  ServerProcess(const std::string& binary, const std::string& data_dir);
+  // `extra_args` are appended to the command line (e.g. "--config=...").
+  ServerProcess(const std::string& binary, const std::string& data_dir, std::vector<std::string> extra_args = {});
+  pid_t pid() const { return process_.pid(); }
   const std::string& address() const { return address_; }
   // Waits until the health service reports SERVING.
   bool WaitUntilServing() const { return WaitForServing(address_, absl::Seconds(20)); }
