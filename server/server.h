@@ -22,10 +22,12 @@ class Server final {
     std::string data_dir = "./var";                 // holds clm.db and the LOCK file
     clm::v1::ServerConfig config;                   // resolved (defaults filled in)
     absl::Duration shutdown_grace = absl::Seconds(5);  // calls still running after this are cancelled
+    std::string sqlite_vfs;  // SQLite VFS (registered name) for every store connection; empty: the default
   };
 
   // Opens the store (refusing a data directory another server holds), starts every service, and reports
-  // SERVING on the health service. Errors name the flag or file at fault.
+  // SERVING on the health service (NOT_SERVING later while the store is unusable, see store::StoreHealth).
+  // Errors name the flag or file at fault.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const Options& options);
   ~Server();
 
