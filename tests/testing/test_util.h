@@ -62,6 +62,7 @@ class ServerProcess final {
   // Waits until the health service reports SERVING.
   bool WaitUntilServing() const { return WaitForServing(address_, absl::Seconds(20)); }
   void Signal(int signo) { process_.Signal(signo); }
+  pid_t pid() const { return process_.pid(); }
   // SIGTERM, then the exit code (0 for a graceful stop). Drop client channels first: a connection with a
   // flow-control (BDP) ping in flight holds a stopping gRPC 1.51 server until its grace period ends.
   int Stop();
