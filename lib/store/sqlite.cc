@@ -43,13 +43,18 @@ absl::string_view StorageFaultName(StorageFault fault) {
 }
 
 absl::Status SqliteError(int code, absl::string_view context, sqlite3* db) {
+  // SQLite records the OS error of a failed statement (sqlite3_system_errno) but not of a failed COMMIT;
+  // the callers here clear errno before each SQLite call, so what is left is the failing system call's.
+  const int thread_errno = errno;
   const char* errmsg = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(code);
   const char* file = db != nullptr ? sqlite3_db_filename(db, "main") : nullptr;
   const std::string store = file != nullptr && *file != '\0' ? absl::StrCat("the store ", file) : "the store";
-  // SQLite keeps the OS error only for I/O and open errors; for the others it is stale.
+  // The OS error means something only for I/O and open errors; for the others it is stale.
   const int primary = code & 0xff;
-  const int os_errno = db != nullptr && (primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN)
-                           ? sqlite3_system_errno(db) : 0;
+  int os_errno = 0;
+  if (primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN) {
+    os_errno = db != nullptr && sqlite3_system_errno(db) != 0 ? sqlite3_system_errno(db) : thread_errno;
+  }
   switch (primary) {
     case SQLITE_IOERR:
       // A write the kernel refused for lack of room is disk full, whatever SQLite calls it (it reports
@@ -102,6 +107,7 @@ Statement& Statement::operator=(Statement&& other) noexcept {
 Statement::~Statement() { sqlite3_finalize(stmt_); }
 
 absl::StatusOr<bool> Statement::Step() {
+  errno = 0;  // see SqliteError
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
@@ -133,6 +139,7 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_NOMUTEX | (options.read_only ? SQLITE_OPEN_READONLY
                                                         : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  errno = 0;  // see SqliteError
   int rc = sqlite3_open_v2(path.c_str(), &db, flags, options.vfs.empty() ? nullptr : options.vfs.c_str());
   if (rc != SQLITE_OK) {
     absl::Status status = SqliteError(rc, absl::StrCat("open ", path), db);
@@ -171,6 +178,7 @@ absl::StatusOr<Statement> Database::Prepare(absl::string_view sql) {
 absl::Status Database::Exec(absl::string_view sql) {
   std::string owned(sql);
   char* error = nullptr;
+  errno = 0;  // see SqliteError
   int rc = sqlite3_exec(db_, owned.c_str(), nullptr, nullptr, &error);
   if (rc != SQLITE_OK) {
     absl::Status status = SqliteError(rc, absl::StrCat(owned.substr(0, 60)), db_);
