@@ -200,7 +200,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
                                                                 services->commit_fanout.get());
   services->query_pool = std::make_unique<ThreadPool>("query pool", 2, 256);
 
-  absl::StatusOr<std::unique_ptr<store::SqliteJobStore>> job_store = store::SqliteJobStore::Open(db_path, store_options);
+  absl::StatusOr<std::unique_ptr<store::SqliteJobStore>> job_store =
+      store::SqliteJobStore::Open(db_path, store_options);
   if (!job_store.ok()) return job_store.status();
   services->job_store = std::move(*job_store);
   services->job_metrics = std::make_unique<JobMetrics>(*services->metrics->registry());
