@@ -85,6 +85,9 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGHUP, &action, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // A write past the file size limit (RLIMIT_FSIZE) must fail with EFBIG, which the store reports as disk
+  // full, instead of killing the server.
+  signal(SIGXFSZ, SIG_IGN);
 
   absl::StatusOr<std::unique_ptr<clm::server::Server>> server = clm::server::Server::Start(options);
   if (!server.ok()) {

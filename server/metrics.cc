@@ -91,6 +91,30 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                               .Help("Trades validated and waiting for the writer")
                               .Register(*registry_)
                               .Add({});
+  auto& store_errors = prometheus::BuildCounter()
+                           .Name("clm_store_errors_total")
+                           .Help("Storage faults on any store connection, by kind: disk_full, io_error, busy "
+                                 "(the write lock stayed taken beyond the busy timeout)")
+                           .Register(*registry_);
+  store_errors_disk_full_ = &store_errors.Add({{"kind", "disk_full"}});
+  store_errors_io_error_ = &store_errors.Add({{"kind", "io_error"}});
+  store_errors_busy_ = &store_errors.Add({{"kind", "busy"}});
+  store_healthy_ = &prometheus::BuildGauge()
+                        .Name("clm_store_healthy")
+                        .Help("1 while the store takes writes, 0 after a storage fault that its probe confirms "
+                              "(gRPC health is NOT_SERVING meanwhile)")
+                        .Register(*registry_)
+                        .Add({});
+  store_healthy_->Set(1);
+}
+
+void Metrics::OnStoreFault(store::StorageFault fault) {
+  switch (fault) {
+    case store::StorageFault::kDiskFull: store_errors_disk_full_->Increment(); break;
+    case store::StorageFault::kIoError: store_errors_io_error_->Increment(); break;
+    case store::StorageFault::kBusy: store_errors_busy_->Increment(); break;
+    case store::StorageFault::kNone: break;
+  }
 }
 
 absl::StatusOr<int> Metrics::StartExposer(const std::string& address) {

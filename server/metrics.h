@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/support/status.h"
 #include "lib/ingest/ingest_pipeline.h"
+#include "lib/store/sqlite.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
 #include "prometheus/gauge.h"
@@ -58,6 +59,9 @@ class Metrics final : public ingest::IngestObserver {
   // Sampled on every commit and by housekeeping.
   void SetStoreSizeBytes(double bytes) { store_size_bytes_->Set(bytes); }
   void SetIngestQueueTrades(double trades) { ingest_queue_trades_->Set(trades); }
+  // Storage faults by kind, and whether the store takes writes (StoreHealth).
+  void OnStoreFault(store::StorageFault fault);
+  void SetStoreHealthy(bool healthy) { store_healthy_->Set(healthy ? 1 : 0); }
 
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
@@ -83,6 +87,10 @@ class Metrics final : public ingest::IngestObserver {
   prometheus::Counter* ingest_streams_refused_;
   prometheus::Gauge* store_size_bytes_;
   prometheus::Gauge* ingest_queue_trades_;
+  prometheus::Counter* store_errors_disk_full_;
+  prometheus::Counter* store_errors_io_error_;
+  prometheus::Counter* store_errors_busy_;
+  prometheus::Gauge* store_healthy_;
 };
 
 }  // namespace clm::server

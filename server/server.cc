@@ -18,6 +18,7 @@
 #include "lib/store/data_dir_lock.h"
 #include "lib/store/sqlite_cadence_store.h"
 #include "lib/store/sqlite_trade_store.h"
+#include "lib/store/store_health.h"
 #include "lib/jobs/cadence_launcher.h"
 #include "lib/jobs/job_manager.h"
 #include "lib/store/sqlite_job_store.h"
@@ -34,6 +35,7 @@
 #include "server/health_probe_service.h"
 #include "server/reflection_service.h"
 #include "server/tls.h"
+#include "server/store_health_reporter.h"
 #include "server/trade_ingest_service.h"
 #include "spdlog/spdlog.h"
 
@@ -53,6 +55,8 @@ class Services final {
   std::unique_ptr<store::DataDirLock> lock;
   std::unique_ptr<Metrics> metrics;
   std::unique_ptr<Authenticator> auth;  // every service asks it first
+  std::unique_ptr<StoreHealthReporter> store_health_reporter;
+  std::unique_ptr<store::StoreHealth> store_health;  // every store below reports to it
   std::unique_ptr<store::SqliteTradeStore> trade_store;
   std::unique_ptr<ingest::IngestObserver> commit_fanout;
   std::unique_ptr<ingest::IngestPipeline> pipeline;
@@ -205,7 +209,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   const Authenticator* authenticator = services->auth.get();
 
   const std::string db_path = options.data_dir + "/clm.db";
-  absl::StatusOr<std::unique_ptr<store::SqliteTradeStore>> store = store::SqliteTradeStore::Open(db_path);
+  store::StoreHealth::Options health_options;
+  health_options.vfs = options.sqlite_vfs;
+  services->store_health = std::make_unique<store::StoreHealth>(db_path, health_options);
+  services->store_health_reporter = std::make_unique<StoreHealthReporter>(services->metrics.get());
+  services->store_health->SetObserver(services->store_health_reporter.get());
+  const store::StoreOptions store_options{options.sqlite_vfs, services->store_health.get()};
+  absl::StatusOr<std::unique_ptr<store::SqliteTradeStore>> store =
+      store::SqliteTradeStore::Open(db_path, store_options);
   if (!store.ok()) return store.status();
   services->trade_store = std::move(*store);
   services->metrics->SetStoreSizeBytes(static_cast<double>(services->trade_store->SizeBytes()));
@@ -222,7 +233,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
                                                                 services->commit_fanout.get());
   services->query_pool = std::make_unique<ThreadPool>("query pool", 2, 256);
 
-  absl::StatusOr<std::unique_ptr<store::SqliteJobStore>> job_store = store::SqliteJobStore::Open(db_path);
+  absl::StatusOr<std::unique_ptr<store::SqliteJobStore>> job_store =
+      store::SqliteJobStore::Open(db_path, store_options);
   if (!job_store.ok()) return job_store.status();
   services->job_store = std::move(*job_store);
   services->job_metrics = std::make_unique<JobMetrics>(*services->metrics->registry());
@@ -241,11 +253,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
       services->jobs.get(), services->query_pool.get(), services->metrics.get(), authenticator);
 
   absl::StatusOr<std::unique_ptr<store::SqliteCadenceStateStore>> cadence_state =
-      store::SqliteCadenceStateStore::Open(db_path);
+      store::SqliteCadenceStateStore::Open(db_path, store_options);
   if (!cadence_state.ok()) return cadence_state.status();
   services->cadence_state = std::move(*cadence_state);
   absl::StatusOr<std::unique_ptr<store::SqliteSnapshotSource>> cadence_source =
-      store::SqliteSnapshotSource::Open(db_path);
+      store::SqliteSnapshotSource::Open(db_path, store_options);
   if (!cadence_source.ok()) return cadence_source.status();
   services->cadence_source = std::move(*cadence_source);
   absl::StatusOr<std::unique_ptr<cadence::Monitor>> monitor =
@@ -265,7 +277,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
                                              authenticator);
 
   absl::StatusOr<std::unique_ptr<store::SqliteDeploymentStore>> deployment_store =
-      store::SqliteDeploymentStore::Open(db_path);
+      store::SqliteDeploymentStore::Open(db_path, store_options);
   if (!deployment_store.ok()) return deployment_store.status();
   services->deployment_store = std::move(*deployment_store);
   services->deployment_jobs = std::make_unique<JobsForDeployment>(services->jobs.get());
@@ -389,7 +401,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
                                                  ": cannot listen (in use, or not a valid address)"));
     }
   }
-  server->SetServing(true);
+  // SERVING while the store takes writes; NOT_SERVING while it does not (both ports).
+  std::vector<grpc::HealthCheckServiceInterface*> health{server->grpc_server_->GetHealthCheckService()};
+  if (server->health_probe_ != nullptr) health.push_back(server->health_probe_.get());
+  server->services_->store_health_reporter->AttachHealthService(
+      health, {clm::v1::TradeIngest::service_full_name(), clm::v1::CadenceStatus::service_full_name(),
+               clm::v1::Deployment::service_full_name(), clm::v1::CalibrationJob::service_full_name()});
   spdlog::info("clm-server serving gRPC on port {} ({}, authentication {}; health port {}, metrics port {}), "
                "data in {}",
                server->grpc_port_,
@@ -400,7 +417,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
 
 void Server::SetServing(bool serving) {
   grpc_server_->GetHealthCheckService()->SetServingStatus(serving);
-  if (health_probe_ != nullptr) health_probe_->SetServing(serving);
+  if (health_probe_ != nullptr) health_probe_->SetServingStatus(serving);
 }
 
 absl::Status Server::Reload() {
@@ -412,6 +429,7 @@ void Server::Shutdown() {
   if (shut_down_ || grpc_server_ == nullptr) return;
   shut_down_ = true;
   spdlog::info("shutting down: health NOT_SERVING, draining ingest streams");
+  services_->store_health_reporter->DetachHealthService();  // a recovery now must not turn it back on
   SetServing(false);
   services_->trade_ingest->DrainStreams();
   services_->cadence_status->FinishWatches();

@@ -31,10 +31,12 @@ class Server final {
     // A second, plaintext port that serves only grpc.health.v1.Health (which needs no credentials), for
     // probes that cannot speak TLS, such as Kubernetes' gRPC probes. Empty: none.
     std::string health_address;
+    std::string sqlite_vfs;  // SQLite VFS (registered name) for every store connection; empty: the default
   };
 
   // Opens the store (refusing a data directory another server holds), starts every service, and reports
-  // SERVING on the health service. Errors name the flag or file at fault.
+  // SERVING on the health service (NOT_SERVING later while the store is unusable, see store::StoreHealth).
+  // Errors name the flag or file at fault.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const Options& options);
   ~Server();
 

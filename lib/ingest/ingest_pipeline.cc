@@ -141,8 +141,8 @@ void IngestPipeline::CommitGroup(std::vector<Item>& group) {
     Item& item = group[i];
     if (!results.ok()) {
       item.done(absl::Status(results.status().code(),
-                             absl::StrCat("batch ", item.batch.batch_id,
-                                          " was not stored: ", results.status().message())));
+                             absl::StrCat("batch ", item.batch.batch_id, " was not stored and may be resent: ",
+                                          results.status().message())));
       continue;
     }
     store::BatchResult& result = (*results)[i];

@@ -44,6 +44,9 @@ class IngestObserver {
 // Contract:
 // - `done` is called exactly once per accepted Submit, on the writer thread, in submission order, after the
 //   batch's transaction committed (with the ack) or failed (with an error; then nothing of it was stored).
+//   A failed group fails every batch in it, with the store's code (RESOURCE_EXHAUSTED when the disk is full,
+//   UNAVAILABLE for I/O errors and busy timeouts). Batches queued behind it go into the next groups, which
+//   fail the same way while the fault lasts and commit once it is gone: the writer never stops.
 // - Submit never blocks on storage. Callers bound their own in-flight batches for backpressure.
 // - After Stop() returns, every submitted batch has been answered.
 class IngestPipeline final {

@@ -95,6 +95,13 @@ constexpr std::array kMigrations = {
         entry BLOB NOT NULL                   -- serialized clm.v1.AuditEntry
       );
     )sql"},
+    Migration{4, R"sql(
+      -- One row the store health probe rewrites and reads back, to learn whether the store takes writes.
+      CREATE TABLE store_probe (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        probed_at_ns INTEGER NOT NULL
+      );
+    )sql"},
 };
 
 int64_t NowNs() {

@@ -16,14 +16,48 @@ namespace clm::store {
 // A thin RAII layer over the SQLite C API. It adds nothing but ownership and absl::Status errors:
 // every call site still sees the SQL it runs.
 
-// Maps an SQLite result code to a status. Disk-full and I/O errors become UNAVAILABLE (the caller may retry
-// once the fault goes), constraint violations FAILED_PRECONDITION, everything else INTERNAL.
+// A storage fault: the store could not do its job for a reason outside the request, which goes away when the
+// fault does. The caller may retry the same write; nothing of a failed transaction was stored.
+enum class StorageFault {
+  kNone,      // not a storage fault (a constraint, a bug, a corrupt file)
+  kDiskFull,  // SQLITE_FULL, or a write refused with ENOSPC, EDQUOT or EFBIG (file size limit)
+  kIoError,   // SQLITE_IOERR_*, SQLITE_CANTOPEN, SQLITE_READONLY: the disk or filesystem failed
+  kBusy,      // SQLITE_BUSY / SQLITE_LOCKED beyond the busy timeout
+};
+
+// The fault a status from this layer carries (kNone for OK and for every other error).
+StorageFault StorageFaultOf(const absl::Status& status);
+// "disk_full", "io_error", "busy" (metric label values), "none".
+absl::string_view StorageFaultName(StorageFault fault);
+
+// Maps an SQLite result code to a status naming the store's file. Disk full becomes RESOURCE_EXHAUSTED
+// (free space, then retry), I/O errors and busy timeouts UNAVAILABLE (retry once the fault goes); those three
+// carry their StorageFault. Constraint violations become FAILED_PRECONDITION, corruption DATA_LOSS,
+// everything else INTERNAL.
 absl::Status SqliteError(int code, absl::string_view context, sqlite3* db);
+
+// Told about storage faults and committed writes on the connections of a store, so one place can judge
+// whether the store is usable. Called on the thread that hit the fault or committed, possibly with the
+// store's own locks held: implementations must be quick and must not call back into the store.
+class StoreFaultListener {
+ public:
+  virtual ~StoreFaultListener() = default;
+  virtual void OnStorageFault(const absl::Status& status) = 0;
+  // A write transaction committed durably.
+  virtual void OnCommitted() = 0;
+};
+
+// How a store opens its connections. The defaults are production's.
+struct StoreOptions {
+  // A VFS registered with sqlite3_vfs_register, by name; empty: SQLite's default. Tests inject faults so.
+  std::string vfs;
+  StoreFaultListener* fault_listener = nullptr;  // may be null
+};
 
 class Statement final {
  public:
   Statement() = default;
-  Statement(Statement&& other) noexcept : stmt_(other.stmt_) { other.stmt_ = nullptr; }
+  Statement(Statement&& other) noexcept : stmt_(other.stmt_), listener_(other.listener_) { other.stmt_ = nullptr; }
   Statement& operator=(Statement&& other) noexcept;
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
@@ -60,8 +94,9 @@ class Statement final {
 
  private:
   friend class Database;
-  explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  Statement(sqlite3_stmt* stmt, StoreFaultListener* listener) : stmt_(stmt), listener_(listener) {}
   sqlite3_stmt* stmt_ = nullptr;
+  StoreFaultListener* listener_ = nullptr;
 };
 
 // One SQLite connection. Not thread-safe: each thread that touches the store uses its own connection.
@@ -71,7 +106,16 @@ class Database final {
     bool read_only = false;
     // How long a connection waits for another connection's write lock before SQLITE_BUSY.
     int busy_timeout_ms = 10000;
+    std::string vfs;                                // see StoreOptions
+    StoreFaultListener* fault_listener = nullptr;  // told about every storage fault on this connection
   };
+  // The connection options of a store's read-write connections.
+  static Options For(const StoreOptions& store) {
+    Options options;
+    options.vfs = store.vfs;
+    options.fault_listener = store.fault_listener;
+    return options;
+  }
 
   // Opens (creating when allowed) the database at `path` in WAL mode with synchronous=FULL, so a
   // committed transaction survives a power cut, and foreign keys on.
@@ -87,11 +131,16 @@ class Database final {
   int64_t LastInsertRowId() const { return sqlite3_last_insert_rowid(db_); }
   sqlite3* raw() const { return db_; }
   const std::string& path() const { return path_; }
+  StoreFaultListener* fault_listener() const { return listener_; }
 
  private:
-  Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  Database(sqlite3* db, std::string path, StoreFaultListener* listener)
+      : db_(db), path_(std::move(path)), listener_(listener) {}
+  // Passes `status` on to the listener when it is a storage fault; returns it.
+  absl::Status Reported(absl::Status status) const;
   sqlite3* db_;
   std::string path_;
+  StoreFaultListener* listener_;
 };
 
 // BEGIN IMMEDIATE ... COMMIT, rolled back on destruction unless committed. IMMEDIATE takes the write lock
@@ -103,6 +152,7 @@ class Transaction final {
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
   ~Transaction();
+  // On success the listener (if any) hears OnCommitted.
   absl::Status Commit();
 
  private:

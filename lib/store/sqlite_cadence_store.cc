@@ -63,8 +63,9 @@ int BindScope(Statement& stmt, const cadence::Scope& scope, int first) {
 // ---------------------------------------------------------------------------------------------------------
 // SqliteCadenceStateStore
 
-absl::StatusOr<std::unique_ptr<SqliteCadenceStateStore>> SqliteCadenceStateStore::Open(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(path, Database::Options{});
+absl::StatusOr<std::unique_ptr<SqliteCadenceStateStore>> SqliteCadenceStateStore::Open(const std::string& path,
+                                                                                       const StoreOptions& store) {
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(path, Database::For(store));
   if (!db.ok()) return db.status();
   if (absl::Status s = Migrate(**db); !s.ok()) return s;
   return std::unique_ptr<SqliteCadenceStateStore>(new SqliteCadenceStateStore(std::move(*db)));
@@ -136,8 +137,9 @@ absl::StatusOr<std::string> SqliteCadenceStateStore::LoadPendingJob() {
 // ---------------------------------------------------------------------------------------------------------
 // SqliteSnapshotSource
 
-absl::StatusOr<std::unique_ptr<SqliteSnapshotSource>> SqliteSnapshotSource::Open(const std::string& path) {
-  Database::Options options;
+absl::StatusOr<std::unique_ptr<SqliteSnapshotSource>> SqliteSnapshotSource::Open(const std::string& path,
+                                                                                 const StoreOptions& store) {
+  Database::Options options = Database::For(store);
   options.read_only = true;
   absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(path, options);
   if (!db.ok()) return db.status();

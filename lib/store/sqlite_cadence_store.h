@@ -26,7 +26,8 @@ namespace clm::store {
 class SqliteCadenceStateStore final : public cadence::CadenceStateStore {
  public:
   // Opens `path` and migrates it to the latest schema (a no-op when the trade store already did).
-  static absl::StatusOr<std::unique_ptr<SqliteCadenceStateStore>> Open(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<SqliteCadenceStateStore>> Open(const std::string& path,
+                                                                       const StoreOptions& options = {});
 
   absl::Status AppendModeChange(const clm::v1::ModeChange& change) override;
   absl::StatusOr<std::vector<clm::v1::ModeChange>> LoadModeChanges(size_t limit) override;
@@ -54,7 +55,8 @@ class SqliteCadenceStateStore final : public cadence::CadenceStateStore {
 class SqliteSnapshotSource final : public cadence::SnapshotSource {
  public:
   // `path` must exist and hold the latest schema (open the trade store or the state store first).
-  static absl::StatusOr<std::unique_ptr<SqliteSnapshotSource>> Open(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<SqliteSnapshotSource>> Open(const std::string& path,
+                                                                    const StoreOptions& options = {});
 
   absl::StatusOr<cadence::SourceSnapshot> Load(const cadence::Scope& scope) override;
 

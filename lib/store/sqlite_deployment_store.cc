@@ -8,8 +8,9 @@
 
 namespace clm::store {
 
-absl::StatusOr<std::unique_ptr<SqliteDeploymentStore>> SqliteDeploymentStore::Open(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(path, Database::Options{});
+absl::StatusOr<std::unique_ptr<SqliteDeploymentStore>> SqliteDeploymentStore::Open(const std::string& path,
+                                                                                   const StoreOptions& options) {
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(path, Database::For(options));
   if (!db.ok()) return db.status();
   absl::Status status = Migrate(**db);
   if (!status.ok()) return status;

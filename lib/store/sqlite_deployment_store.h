@@ -15,7 +15,8 @@ namespace clm::store {
 // DeploymentStore on the embedded SQLite database (deployment_* tables), one connection under a mutex.
 class SqliteDeploymentStore final : public deployment::DeploymentStore {
  public:
-  static absl::StatusOr<std::unique_ptr<SqliteDeploymentStore>> Open(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<SqliteDeploymentStore>> Open(const std::string& path,
+                                                                     const StoreOptions& options = {});
 
   absl::StatusOr<deployment::StoredState> Load() override;
   absl::Status Commit(const std::vector<clm::v1::DeploymentVersion>& changed, uint64_t production,

@@ -33,8 +33,9 @@ absl::StatusOr<std::vector<clm::v1::Job>> ReadJobs(Statement& stmt) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(path, Database::Options{});
+absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& path,
+                                                                     const StoreOptions& options) {
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(path, Database::For(options));
   if (!db.ok()) return db.status();
   absl::Status status = Migrate(**db);
   if (!status.ok()) return status;

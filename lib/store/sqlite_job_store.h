@@ -16,7 +16,8 @@ namespace clm::store {
 // writes are rare (a few per job), reads are small.
 class SqliteJobStore final : public jobs::JobStore {
  public:
-  static absl::StatusOr<std::unique_ptr<SqliteJobStore>> Open(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<SqliteJobStore>> Open(const std::string& path,
+                                                              const StoreOptions& options = {});
 
   absl::Status Put(const clm::v1::Job& job) override;
   absl::Status Complete(const clm::v1::Job& job) override;

@@ -53,8 +53,9 @@ int64_t ToNanos(const google::protobuf::Timestamp& ts) {
 
 google::protobuf::Timestamp FromNanos(int64_t ns) { return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(ns); }
 
-absl::StatusOr<std::unique_ptr<SqliteTradeStore>> SqliteTradeStore::Open(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(path, Database::Options{});
+absl::StatusOr<std::unique_ptr<SqliteTradeStore>> SqliteTradeStore::Open(const std::string& path,
+                                                                     const StoreOptions& options) {
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(path, Database::For(options));
   if (!db.ok()) return db.status();
   absl::Status status = Migrate(**db);
   if (!status.ok()) return status;
@@ -78,15 +79,19 @@ absl::StatusOr<std::unique_ptr<SqliteTradeStore>> SqliteTradeStore::Open(const s
   // whenever it restarts, so a burst does not leave a huge file behind.
   status = (*db)->Exec("PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864;");
   if (!status.ok()) return status;
-  absl::StatusOr<std::unique_ptr<Database>> checkpointer = Database::Open(path, Database::Options{});
+  // The checkpointer tells no one of its faults: nothing waits on it, and a failed round is simply redone.
+  Database::Options checkpointer_options;
+  checkpointer_options.vfs = options.vfs;
+  absl::StatusOr<std::unique_ptr<Database>> checkpointer = Database::Open(path, checkpointer_options);
   if (!checkpointer.ok()) return checkpointer.status();
   return std::unique_ptr<SqliteTradeStore>(
-      new SqliteTradeStore(path, std::move(*db), std::move(stmts), std::move(*checkpointer)));
+      new SqliteTradeStore(path, options, std::move(*db), std::move(stmts), std::move(*checkpointer)));
 }
 
-SqliteTradeStore::SqliteTradeStore(std::string path, std::unique_ptr<Database> writer, WriterStatements statements,
-                                   std::unique_ptr<Database> checkpointer)
+SqliteTradeStore::SqliteTradeStore(std::string path, StoreOptions options, std::unique_ptr<Database> writer,
+                                   WriterStatements statements, std::unique_ptr<Database> checkpointer)
     : path_(std::move(path)),
+      options_(std::move(options)),
       writer_(std::move(writer)),
       stmts_(std::move(statements)),
       checkpointer_(std::move(checkpointer)),
@@ -219,7 +224,7 @@ absl::StatusOr<std::unique_ptr<Database>> SqliteTradeStore::AcquireReader() {
       return db;
     }
   }
-  Database::Options options;
+  Database::Options options = Database::For(options_);
   options.read_only = true;
   return Database::Open(path_, options);
 }

@@ -21,7 +21,8 @@ class SqliteTradeStore final : public TradeStore {
  public:
   ~SqliteTradeStore() override;
   // Opens or creates `path` and migrates it to the latest schema.
-  static absl::StatusOr<std::unique_ptr<SqliteTradeStore>> Open(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<SqliteTradeStore>> Open(const std::string& path,
+                                                                const StoreOptions& options = {});
 
   absl::StatusOr<std::vector<BatchResult>> WriteBatches(absl::Span<PendingBatch* const> batches,
                                                         int64_t now_ns) override;
@@ -39,7 +40,7 @@ class SqliteTradeStore final : public TradeStore {
   };
   class ReaderLease;
 
-  SqliteTradeStore(std::string path, std::unique_ptr<Database> writer, WriterStatements statements,
+  SqliteTradeStore(std::string path, StoreOptions options, std::unique_ptr<Database> writer, WriterStatements statements,
                    std::unique_ptr<Database> checkpointer);
   void CheckpointLoop();
 
@@ -51,6 +52,7 @@ class SqliteTradeStore final : public TradeStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 
   const std::string path_;
+  const StoreOptions options_;
   absl::Mutex write_mu_;
   std::unique_ptr<Database> writer_ ABSL_GUARDED_BY(write_mu_);
   WriterStatements stmts_ ABSL_GUARDED_BY(write_mu_);

@@ -323,7 +323,7 @@ TEST(IngestPipelineFakeTest, FailingStoreFailsEveryBatchOfTheGroupAndAcksNothing
     ASSERT_FALSE(answered[i].ok());
     EXPECT_EQ(answered[i].status().code(), absl::StatusCode::kUnavailable);
     EXPECT_EQ(answered[i].status().message(),
-              "batch " + std::to_string(i + 1) + " was not stored: disk I/O error");
+              "batch " + std::to_string(i + 1) + " was not stored and may be resent: disk I/O error");
   }
   std::vector<CommitStats> stats = observer.Get();
   ASSERT_EQ(stats.size(), 2u);
