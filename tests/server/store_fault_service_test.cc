@@ -70,6 +70,7 @@ class StoreFaultServiceTest : public ::testing::Test {
     options.metrics_address = "127.0.0.1:0";
     options.data_dir = dir_.path();
     options.sqlite_vfs = FaultyVfs::Name();
+    options.health_address = "127.0.0.1:0";  // the probe port follows the store too
     absl::StatusOr<clm::v1::ServerConfig> config = config::ResolveServerConfig(clm::v1::ServerConfig());
     ASSERT_TRUE(config.ok()) << config.status();
     options.config = *config;
@@ -81,11 +82,14 @@ class StoreFaultServiceTest : public ::testing::Test {
                                    grpc::InsecureChannelCredentials());
     stub_ = clm::v1::TradeIngest::NewStub(channel_);
     health_ = grpc::health::v1::Health::NewStub(channel_);
+    probe_ = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", server_->health_port()), grpc::InsecureChannelCredentials()));
   }
 
   void TearDown() override {
     FaultyVfs::Set(FaultyVfs::Fault::kNone);
     health_.reset();
+    probe_.reset();
     stub_.reset();
     channel_.reset();
     server_.reset();
@@ -104,12 +108,13 @@ class StoreFaultServiceTest : public ::testing::Test {
     return stream->Finish();
   }
 
-  HealthCheckResponse::ServingStatus Health(const std::string& service) {
+  // The main port's health; with `probe`, the plaintext probe port's.
+  HealthCheckResponse::ServingStatus Health(const std::string& service, bool probe = false) {
     grpc::ClientContext context;
     grpc::health::v1::HealthCheckRequest request;
     request.set_service(service);
     HealthCheckResponse response;
-    grpc::Status status = health_->Check(&context, request, &response);
+    grpc::Status status = (probe ? probe_ : health_)->Check(&context, request, &response);
     EXPECT_TRUE(status.ok()) << service << ": " << status.error_message();
     return response.status();
   }
@@ -118,7 +123,10 @@ class StoreFaultServiceTest : public ::testing::Test {
   bool HealthBecomes(HealthCheckResponse::ServingStatus want) {
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
     while (absl::Now() < deadline) {
-      if (Health("") == want && Health("clm.v1.TradeIngest") == want) return true;
+      if (Health("") == want && Health("clm.v1.TradeIngest") == want && Health("", true) == want &&
+          Health("clm.v1.TradeIngest", true) == want) {
+        return true;
+      }
       absl::SleepFor(absl::Milliseconds(10));
     }
     return false;
@@ -171,6 +179,7 @@ class StoreFaultServiceTest : public ::testing::Test {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<clm::v1::TradeIngest::Stub> stub_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> probe_;
 };
 
 TEST_F(StoreFaultServiceTest, IoErrorDuringIngestIsUnavailableNotServingThenRecovers) {
