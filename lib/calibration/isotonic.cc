@@ -221,25 +221,30 @@ size_t IsotonicFitter::PackPoints(absl::Span<const double> x, absl::Span<const d
   // A point that packs is also valid, so this pass is the validation pass too for the common case.
   packed_.resize(x.size());
   uint64_t* out = packed_.data();
+  // Raw pointers: absl::Span's operator[] is bounds-checked in Debian's hardened build.
+  const double* px = x.data();
+  const double* py = y.data();
+  const double* pw = weights.empty() ? nullptr : weights.data();
   constexpr uint64_t kTwoBits = 0x4000000000000000ULL;  // the bits of 2.0
   double lo = *x_min;
   double hi = *x_max;
   size_t n = 0;
   size_t i = 0;
   for (; i < x.size(); ++i) {
-    if (!weights.empty() && weights[i] != 1.0) {
+    if (pw != nullptr && pw[i] != 1.0) {
       // sklearn drops zero-weight points first, but they must still be valid.
-      if (weights[i] != 0.0 || !std::isfinite(x[i]) || !(y[i] >= 0.0 && y[i] <= 1.0)) break;
+      if (pw[i] != 0.0 || !std::isfinite(px[i]) || !(py[i] >= 0.0 && py[i] <= 1.0)) break;
       continue;
     }
     // Unsigned compare of the bits of x + 0.0 (-0.0 folded into +0.0): below those of 2.0 exactly for x in
     // [0, 2); negatives, infinities and NaNs all compare above.
-    const double xi = x[i] + 0.0;
+    const double xi = px[i] + 0.0;
     const uint64_t bits = DoubleBits(xi);
-    // The label is 0, 0.5 or 1 exactly when 2 * label is an integer in [0, 2].
-    const double twice = y[i] * 2.0;
+    // The label is 0, 0.5 or 1 exactly when 2 * label is an integer in [0, 2] (then the signed conversion,
+    // one instruction, is exact).
+    const double twice = py[i] * 2.0;
     if (bits >= kTwoBits || !(twice >= 0.0 && twice <= 2.0)) break;
-    const auto code = static_cast<uint64_t>(twice);
+    const auto code = static_cast<uint64_t>(static_cast<int64_t>(twice));
     if (static_cast<double>(code) != twice) break;
     lo = std::min(lo, xi);
     hi = std::max(hi, xi);
