@@ -146,7 +146,7 @@ int main(int argc, char** argv) {
     const absl::Status status = fitter.Fit(x, y, w, &t);
     if (status.ok()) {
       const clm::calibration::IsotonicPredictor predict(t.x, t.y);
-      for (size_t i = 0; i < x.size(); ++i) predicted[i] = predict(x[i]);
+      predict.Predict(x, absl::MakeSpan(predicted));
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!status.ok()) {

@@ -3,7 +3,7 @@
 both give the same thresholds and predictions.
 
     /usr/bin/python3 bench/calibration/compare_sklearn.py --binary build/bench/calibration/clm-bench-isotonic \
-        [--n 1000000] [--rounded] [--repeats 3] [--workdir /tmp]
+        [--n 1000000] [--rounded] [--weighted] [--repeats 3] [--workdir /tmp]
 
 Needs Debian's python3-sklearn (1.2.1) and python3-numpy. Each side is timed on fit + predict only, with the
 data already in memory (sklearn) or already parsed (our binary reports its own fit_predict_seconds), the
@@ -26,6 +26,8 @@ def main():
     ap.add_argument("--binary", required=True, help="path to clm-bench-isotonic")
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--rounded", action="store_true", help="round confidences to 0.01 (heavy ties)")
+    ap.add_argument("--weighted", action="store_true",
+                    help="random weights in [0.5, 1.5) (the general, unpacked path)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=20260209)
     ap.add_argument("--workdir", default="/tmp")
@@ -36,20 +38,25 @@ def main():
     if args.rounded:
         x = np.round(x, 2)
     y = (rng.random(args.n) < x ** 2).astype(np.float64)
+    w = 0.5 + rng.random(args.n) if args.weighted else None
 
-    tag = "%d%s" % (args.n, "_rounded" if args.rounded else "")
+    tag = "%d%s%s" % (args.n, "_rounded" if args.rounded else "", "_weighted" if args.weighted else "")
     data = os.path.join(args.workdir, "clm_isotonic_%s.csv" % tag)
     out = os.path.join(args.workdir, "clm_isotonic_%s_thresholds.csv" % tag)
     pred = os.path.join(args.workdir, "clm_isotonic_%s_predictions.csv" % tag)
     with open(data, "w") as f:
-        f.write("confidence,label\n")
-        f.write("\n".join("%r,%r" % (a, b) for a, b in zip(x.tolist(), y.tolist())))
+        if w is None:
+            f.write("confidence,label\n")
+            f.write("\n".join("%r,%r" % (a, b) for a, b in zip(x.tolist(), y.tolist())))
+        else:
+            f.write("confidence,label,weight\n")
+            f.write("\n".join("%r,%r,%r" % r for r in zip(x.tolist(), y.tolist(), w.tolist())))
         f.write("\n")
 
     sk_times = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        ir = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(x, y)
+        ir = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(x, y, sample_weight=w)
         sk_pred = ir.predict(x)
         sk_times.append(time.perf_counter() - t0)
 
@@ -70,7 +77,8 @@ def main():
     dp = float(np.max(np.abs(our_pred - sk_pred)))
 
     sk, us = min(sk_times), min(our_times)
-    print("sklearn %s, n=%d%s" % (sklearn.__version__, args.n, " (rounded to 0.01)" if args.rounded else ""))
+    print("sklearn %s, n=%d%s%s" % (sklearn.__version__, args.n, " (rounded to 0.01)" if args.rounded else "",
+                                     " (weighted)" if args.weighted else ""))
     print("thresholds: sklearn=%d ours=%d" % (len(ir.X_thresholds_), ours.shape[0]))
     print("max_abs_diff_x_thresholds=%.3g" % dx)
     print("max_abs_diff_y_thresholds=%.3g" % dy)

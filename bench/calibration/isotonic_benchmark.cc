@@ -38,7 +38,7 @@ void FitPredict(benchmark::State& state, bool rounded) {
   for (auto _ : state) {
     if (!fitter.Fit(d.x, d.y, {}, &t).ok()) state.SkipWithError("fit failed");
     const IsotonicPredictor predict(t.x, t.y);
-    for (size_t i = 0; i < n; ++i) predicted[i] = predict(d.x[i]);
+    predict.Predict(d.x, absl::MakeSpan(predicted));
     benchmark::DoNotOptimize(predicted.data());
     benchmark::ClobberMemory();
   }

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -26,8 +27,8 @@ struct IsotonicThresholds {
 // Fits isotonic maps, keeping its working buffers between fits so that repeated fits (cross-validation
 // folds, benchmarks) do no allocation once the buffers have grown. Not thread-safe: use one per thread.
 //
-// Cost: a value-bucket radix sort of the confidences (O(n) for spread-out values, O(n log n) at worst), one
-// pass to merge ties, one pass of pool-adjacent-violators.
+// Cost: a value-bucket radix sort of the confidences (O(n) for spread-out values, O(n log n) at worst), then
+// one pass that merges ties and pools adjacent violators, with memory for the blocks formed so far only.
 class IsotonicFitter final {
  public:
   IsotonicFitter() = default;
@@ -46,13 +47,27 @@ class IsotonicFitter final {
     uint64_t key;    // order-preserving bits of the confidence
     uint32_t index;  // input position
   };
-  // The common case (unit weights, labels 0 / 0.5 / 1, confidences in [0, 2)): fills packed_ with one word per
-  // point, sorted by confidence, and returns true; returns false, touching nothing else, otherwise.
-  bool SortPacked(absl::Span<const double> x, absl::Span<const double> y, absl::Span<const double> weights,
-                  double x_min, double x_max);
+  // A block of pool-adjacent-violators: its mean label, total weight, and first and last merged confidences.
+  struct Block {
+    double y;
+    double w;
+    double x_first;
+    double x_last;
+  };
+  // The common case (unit or zero weights, labels 0 / 0.5 / 1, confidences in [0, 2)): packs each kept point
+  // into one word of packed_ and widens [*x_min, *x_max] to the kept confidences. Stops at the first point that
+  // does not fit and returns its index (x.size() when all fit); the points before it are valid.
+  size_t PackPoints(absl::Span<const double> x, absl::Span<const double> y, absl::Span<const double> weights,
+                    double* x_min, double* x_max);
+  // Sorts packed_ by confidence.
+  void SortPacked(double x_min, double x_max);
   // Any input: fills sorted_ with the positive-weight points in sklearn's lexsort order.
   void SortByConfidence(absl::Span<const double> x, absl::Span<const double> y, absl::Span<const double> weights,
                         double x_min, double x_max);
+  // Merges ties and pools adjacent violators over the n sorted points that points(j, &x, &y, &w) gives;
+  // leaves the blocks in blocks_[0..returned count).
+  template <typename Points>
+  size_t Pool(const Points& points, size_t n);
 
   std::vector<uint64_t> packed_;
   std::vector<uint64_t> packed_scratch_;
@@ -61,10 +76,8 @@ class IsotonicFitter final {
   std::vector<uint32_t> bucket_ids_;
   std::vector<uint32_t> scratch_ids_;
   std::vector<uint32_t> histogram_;
-  std::vector<double> unique_x_;
-  std::vector<double> unique_y_;
-  std::vector<double> unique_w_;
-  std::vector<uint32_t> target_;
+  std::unique_ptr<Block[]> blocks_;
+  size_t block_capacity_ = 0;
 };
 
 // Convenience wrapper around a one-off IsotonicFitter.
@@ -79,19 +92,22 @@ double InterpolateIsotonic(const double* x, const double* y, size_t n, double v)
 
 // InterpolateIsotonic for many queries against one map: a table of equal-width cells over the thresholds
 // range gives the search a starting point, so a prediction costs O(1) on average instead of O(log n). Gives
-// bit-for-bit the same values as InterpolateIsotonic. Immutable after construction: operator() is const,
-// allocation-free and safe to call from many threads.
+// bit-for-bit the same values as InterpolateIsotonic. Immutable after construction: operator() and Predict
+// are const, allocation-free and safe to call from many threads.
 class IsotonicPredictor final {
  public:
   // Requires x.size() == y.size() >= 1 and x strictly increasing (what IsotonicFitter and ValidateMap ensure).
   IsotonicPredictor(std::vector<double> x, std::vector<double> y);
 
   double operator()(double v) const;
+  // out[i] = (*this)(v[i]) for every i, without a call per point. Requires out.size() == v.size().
+  void Predict(absl::Span<const double> v, absl::Span<double> out) const;
   const std::vector<double>& x() const { return x_; }
   const std::vector<double>& y() const { return y_; }
 
  private:
   size_t Cell(double v) const;
+  inline double Evaluate(double v) const;
 
   std::vector<double> x_;
   std::vector<double> y_;

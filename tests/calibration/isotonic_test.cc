@@ -1,6 +1,9 @@
 #include "lib/calibration/isotonic.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -12,6 +15,86 @@ namespace clm::calibration {
 namespace {
 
 using testing::LoadRef;
+
+// scikit-learn 1.2.1's fit written out step by step over whole arrays, the way its Python and Cython code do
+// it: drop zero weights, np.lexsort((y, X)), _make_unique (always dividing), the in-place contiguous PAV,
+// clip to [0, 1], then keep the ends and every point whose value differs from a neighbour's.
+IsotonicThresholds ReferenceFit(const std::vector<double>& x, const std::vector<double>& y,
+                                const std::vector<double>& w) {
+  std::vector<size_t> order;
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (w.empty() || w[i] > 0.0) order.push_back(i);
+  }
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (x[a] != x[b]) return x[a] < x[b];
+    if (y[a] != y[b]) return y[a] < y[b];
+    return a < b;
+  });
+  std::vector<double> ux, uy, uw;
+  double cx = x[order[0]], cy = 0.0, cw = 0.0;
+  for (size_t i : order) {
+    const double wi = w.empty() ? 1.0 : w[i];
+    if (x[i] - cx >= 1e-15) {
+      ux.push_back(cx);
+      uy.push_back(cy / cw);
+      uw.push_back(cw);
+      cx = x[i];
+      cy = 0.0;
+      cw = 0.0;
+    }
+    cw += wi;
+    cy += y[i] * wi;
+  }
+  ux.push_back(cx);
+  uy.push_back(cy / cw);
+  uw.push_back(cw);
+
+  const ptrdiff_t n = static_cast<ptrdiff_t>(uy.size());
+  std::vector<ptrdiff_t> target(n);
+  std::iota(target.begin(), target.end(), 0);
+  ptrdiff_t i = 0;
+  while (i < n) {
+    ptrdiff_t k = target[i] + 1;
+    if (k == n) break;
+    if (uy[i] < uy[k]) {
+      i = k;
+      continue;
+    }
+    double sum_wy = uw[i] * uy[i];
+    double sum_w = uw[i];
+    while (true) {
+      const double prev_y = uy[k];
+      sum_wy += uw[k] * uy[k];
+      sum_w += uw[k];
+      k = target[k] + 1;
+      if (k == n || prev_y < uy[k]) {
+        uy[i] = sum_wy / sum_w;
+        uw[i] = sum_w;
+        target[i] = k - 1;
+        target[k - 1] = i;
+        if (i > 0) i = target[i - 1];
+        break;
+      }
+    }
+  }
+  for (i = 0; i < n;) {  // expand each block's value over its points
+    const ptrdiff_t end = target[i] + 1;
+    for (ptrdiff_t j = i; j < end; ++j) uy[j] = std::clamp(uy[i], 0.0, 1.0);
+    i = end;
+  }
+  IsotonicThresholds out;
+  for (ptrdiff_t j = 0; j < n; ++j) {
+    if (j == 0 || j == n - 1 || uy[j] != uy[j - 1] || uy[j] != uy[j + 1]) {
+      out.x.push_back(ux[j]);
+      out.y.push_back(uy[j]);
+    }
+  }
+  return out;
+}
+
+bool SameBits(const std::vector<double>& a, const std::vector<double>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+}
 
 class IsotonicVsSklearn : public ::testing::TestWithParam<std::string> {};
 
@@ -100,6 +183,51 @@ TEST(Isotonic, PackedPathAgreesWithGeneralPath) {
   }
 }
 
+TEST(Isotonic, SameBitsAsSklearnsAlgorithmOnRandomData) {
+  // Against ReferenceFit, bit for bit, over the shapes that exercise different paths: the packed path (0/1
+  // labels, unit weights, spread-out or tied confidences), the general path (fractional labels, weights with
+  // zeros, negative confidences), a packed start that turns general part-way, near-duplicates merged by the
+  // 1e-15 rule, and long decreasing runs that make the pooling back up over many blocks.
+  std::mt19937_64 rng(20260209);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  IsotonicFitter fitter;
+  for (int trial = 0; trial < 240; ++trial) {
+    const int shape = trial % 8;
+    const size_t n = 1 + static_cast<size_t>(u(rng) * (trial < 200 ? 3000 : 40000));
+    std::vector<double> x(n), y(n), w;
+    for (size_t i = 0; i < n; ++i) {
+      double c = u(rng);
+      if (shape == 1) c = std::round(c * 50.0) / 50.0;
+      if (shape == 3) c = c * 4.0 - 2.0;
+      if (shape == 5) c = std::round(c * 20.0) / 20.0 + (i % 3) * 3e-16;  // merged into the first of a run
+      if (shape == 6) c = static_cast<double>(n - i) / n;                 // labels fall as confidence rises
+      x[i] = c;
+      const double p = shape == 6 ? 0.5 + 0.3 * (static_cast<double>(i % 97) / 97.0 - 0.5) : c * c;
+      y[i] = u(rng) < p ? 1.0 : 0.0;
+      if (shape == 2) y[i] = std::round(u(rng) * 10.0) / 10.0;
+      if (shape == 7 && i > n / 2) y[i] = 0.25;
+    }
+    if (shape == 3 || shape == 4) {
+      for (size_t i = 0; i < n; ++i) w.push_back(i % 7 == 0 ? 0.0 : (shape == 4 ? 1.0 : 0.5 + u(rng)));
+      w[n / 2] = 1.0;  // at least one positive weight
+    }
+    IsotonicThresholds got;
+    ASSERT_TRUE(fitter.Fit(x, y, w, &got).ok()) << "trial " << trial;
+    const IsotonicThresholds want = ReferenceFit(x, y, w);
+    ASSERT_TRUE(SameBits(got.x, want.x)) << "trial " << trial << " shape " << shape << " n " << n;
+    ASSERT_TRUE(SameBits(got.y, want.y)) << "trial " << trial << " shape " << shape << " n " << n;
+  }
+}
+
+TEST(Isotonic, ZeroWeightPointsAreStillValidated) {
+  auto nan_x = FitIsotonic({0.1, std::nan(""), 0.3}, {1.0, 0.0, 1.0}, {1.0, 0.0, 1.0});
+  EXPECT_EQ(nan_x.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(nan_x.status().message().find("x[1]"), absl::string_view::npos) << nan_x.status();
+  auto bad_label = FitIsotonic({0.1, 0.2, 0.3}, {1.0, 0.0, 2.0}, {1.0, 1.0, 0.0});
+  EXPECT_EQ(bad_label.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_label.status().message().find("y[2]"), absl::string_view::npos) << bad_label.status();
+}
+
 TEST(IsotonicPredictor, SameAsBinarySearchEverywhere) {
   // Uneven thresholds (dense clusters and wide gaps) so cells hold zero, one or many thresholds.
   std::mt19937_64 rng(5);
@@ -119,6 +247,39 @@ TEST(IsotonicPredictor, SameAsBinarySearchEverywhere) {
   EXPECT_NEAR(two(0.3), 0.3, 1e-15);
   const IsotonicPredictor one({0.2}, {0.7});
   EXPECT_EQ(one(0.9), 0.7);
+}
+
+TEST(IsotonicPredictor, BatchPredictSameBitsAsOnePointAtATime) {
+  // Queries on and between thresholds, outside the range, NaN, a segment of infinite slope (its two ends one
+  // subnormal apart), thresholds valued -0.0 (returned as themselves, where the formula would give +0.0), for
+  // maps that do and do not use the cell table. Compared bit for bit.
+  const std::vector<std::vector<double>> xs = {{0.0, 5e-324, 0.25, 0.5, 0.75, 1.0},
+                                               {0.1, 0.3, 0.3000000001, 0.9},
+                                               {0.1, 0.2, 0.3, 0.4},
+                                               {0.2, 0.4},
+                                               {0.6}};
+  const std::vector<std::vector<double>> ys = {
+      {0.0, 0.5, 0.5, 0.6, 0.6, 1.0}, {0.0, 0.2, 0.7, 1.0}, {-0.0, -0.0, -0.0, 1.0}, {0.1, 0.5}, {0.7}};
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> u(-0.1, 1.1);
+  for (size_t m = 0; m < xs.size(); ++m) {
+    std::vector<double> q = {std::nan(""), -1.0, 2.0, 0.0, 5e-324, 1e-320};
+    q.insert(q.end(), xs[m].begin(), xs[m].end());
+    for (int i = 0; i < 5000; ++i) q.push_back(u(rng));
+    const IsotonicPredictor predict(xs[m], ys[m]);
+    std::vector<double> batch(q.size());
+    predict.Predict(q, absl::MakeSpan(batch));
+    for (size_t i = 0; i < q.size(); ++i) {
+      const double one = predict(q[i]);
+      const double reference = InterpolateIsotonic(xs[m].data(), ys[m].data(), xs[m].size(), q[i]);
+      ASSERT_EQ(std::memcmp(&batch[i], &one, sizeof one), 0) << "map " << m << " at " << q[i];
+      if (std::isnan(q[i])) {
+        EXPECT_TRUE(std::isnan(one));
+      } else {
+        ASSERT_EQ(std::memcmp(&one, &reference, sizeof one), 0) << "map " << m << " at " << q[i];
+      }
+    }
+  }
 }
 
 TEST(Isotonic, RejectsBadInput) {
