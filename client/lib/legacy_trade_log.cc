@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -83,14 +84,20 @@ absl::StatusOr<std::string> StringField(const std::string& field, const Value& v
   return FieldError(field, absl::StrCat("must be a string, got ", Describe(v)));
 }
 
-absl::Time EpochNumberToTime(double v) {
+// Nothing when the number is not finite or beyond what 64-bit microseconds hold (converting such a double
+// to an integer is undefined behaviour).
+std::optional<absl::Time> EpochNumberToTime(double v) {
+  constexpr double kMaxMicros = 9.2e18;  // just under 2^63
+  if (!(std::fabs(v) < kMaxMicros)) return std::nullopt;
   if (std::fabs(v) >= 1e14) return absl::FromUnixMicros(static_cast<int64_t>(v));        // microseconds
   if (std::fabs(v) >= 1e11) return absl::FromUnixMicros(static_cast<int64_t>(v * 1e3));  // milliseconds
   return absl::FromUnixMicros(static_cast<int64_t>(std::llround(v * 1e6)));              // seconds
 }
 
 absl::StatusOr<absl::Time> TimeField(const std::string& field, const Value& v) {
-  if (v.kind_case() == Value::kNumberValue) return EpochNumberToTime(v.number_value());
+  if (v.kind_case() == Value::kNumberValue) {
+    if (std::optional<absl::Time> t = EpochNumberToTime(v.number_value())) return *t;
+  }
   if (v.kind_case() == Value::kStringValue) {
     absl::StatusOr<absl::Time> t = ParseTimeText(v.string_value());
     if (t.ok()) return *t;
@@ -117,7 +124,7 @@ absl::StatusOr<absl::Time> ParseTimeText(absl::string_view text) {
   double number;
   if (!s.empty() && absl::SimpleAtod(s, &number) && std::isfinite(number) &&
       s.find_first_not_of("0123456789.-+eE") == std::string::npos) {
-    return EpochNumberToTime(number);
+    if (std::optional<absl::Time> t = EpochNumberToTime(number)) return *t;
   }
   absl::Time t;
   std::string error;

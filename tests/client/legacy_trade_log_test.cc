@@ -42,6 +42,24 @@ TEST(ParseLegacyTradeLineTest, AcceptsTheOldLogsFieldNames) {
   EXPECT_THAT(error("{not json"), HasSubstr("not a JSON object"));
 }
 
+// Found by the legacy_jsonl fuzzer: an epoch number past what 64-bit microseconds hold was converted to an
+// integer anyway (undefined behaviour; in practice a garbage time). It is now an error naming the field.
+TEST(ParseLegacyTradeLineTest, RefusesEpochNumbersBeyondTheRangeOfTime) {
+  auto error = [](const std::string& line) { return std::string(ParseLegacyTradeLine(line).status().message()); };
+  EXPECT_EQ(error(R"({"trade_id": "x", "symbol": "S", "confidence": 0.5, "outcome": "WIN", "closed_at": 1.7e22})"),
+            "closed_at: must be an RFC 3339 time or epoch seconds/milliseconds, got 1.7e+22");
+  EXPECT_EQ(error(R"({"trade_id": "x", "symbol": "S", "confidence": 0.5, "outcome": "WIN", "closed_at": 1,)"
+                  R"( "entry_time": -1e19})"),
+            "entry_time: must be an RFC 3339 time or epoch seconds/milliseconds, got -1e+19");
+  EXPECT_THAT(error(R"({"trade_id": "x", "symbol": "S", "confidence": 0.5, "outcome": "WIN", "timestamp": "1e300"})"),
+              HasSubstr("timestamp: must be an RFC 3339 time"));
+  EXPECT_FALSE(ParseTimeText("1e300").ok());
+  // The largest magnitudes that fit are still times (microseconds, about 290,000 years from 1970).
+  absl::StatusOr<absl::Time> t = ParseTimeText("9.1e18");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(absl::ToUnixMicros(*t), 9'100'000'000'000'000'000);
+}
+
 TEST(ParseLegacyTradeLogTest, NumbersEveryLineAndSkipsBlankOnes) {
   std::istringstream in(
       R"({"trade_id": "a", "symbol": "S", "confidence": 0.5, "outcome": "WIN", "closed_at": 1714557600})"
