@@ -7,6 +7,8 @@ CLM_PACKAGES=(
   libabsl-dev libspdlog-dev prometheus-cpp-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus python3 python3-yaml
+  # Fuzzing (fuzz/, build-fuzz/): clang, its libFuzzer + ASan/UBSan runtimes, llvm-symbolizer for traces.
+  clang libclang-rt-14-dev llvm
 )
 
 clm_install_deps() {
