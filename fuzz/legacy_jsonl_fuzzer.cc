@@ -1,6 +1,7 @@
 // Fuzz target `legacy_jsonl`: bytes -> the legacy trade log parser behind `clmctl trades import`
 // (client/lib/legacy_trade_log.h), as a whole file and line by line. Checks the accounting of lines, the
-// shape of every parsed trade, and that a parsed trade written back as a log line parses to the same trade.
+// shape of every parsed trade, that a parsed trade written back as a log line parses to the same trade, and
+// that reading the same input twice gives the same result.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -121,5 +122,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     CLM_FUZZ_CHECK(absl::StrContains(error.message, ": "));
   }
   for (const TradeOutcome& trade : log.trades) CheckTrade(trade);
+  // The same file gives the same trades and the same messages every time it is read.
+  std::istringstream in_again(input);
+  const clm::client::LegacyTradeLog again = clm::client::ParseLegacyTradeLog(in_again);
+  CLM_FUZZ_CHECK(again.errors.size() == log.errors.size());
+  for (size_t i = 0; i < log.errors.size(); ++i) {
+    CLM_FUZZ_CHECK(again.errors[i].line == log.errors[i].line);
+    CLM_FUZZ_CHECK(again.errors[i].message == log.errors[i].message);
+  }
+  CLM_FUZZ_CHECK(again.trades.size() == log.trades.size());
+  for (size_t i = 0; i < log.trades.size(); ++i) {
+    CLM_FUZZ_CHECK(google::protobuf::util::MessageDifferencer::Equals(again.trades[i], log.trades[i]));
+  }
   return 0;
 }

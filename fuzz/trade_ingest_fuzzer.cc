@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -40,6 +41,8 @@ class Harness {
     std::string pattern = (std::filesystem::temp_directory_path() / "clm-fuzz-ingest-XXXXXX").string();
     CLM_FUZZ_CHECK(mkdtemp(pattern.data()) != nullptr);
     dir_ = pattern;
+    // Removed at a normal exit; after a crash it stays, with the store as the crash left it.
+    std::fprintf(stderr, "trade_ingest: store in %s\n", dir_.c_str());
     absl::StatusOr<std::unique_ptr<clm::store::SqliteTradeStore>> store =
         clm::store::SqliteTradeStore::Open((std::filesystem::path(dir_) / "clm.db").string());
     CLM_FUZZ_CHECK(store.ok());

@@ -1,5 +1,6 @@
 #include "client/lib/legacy_trade_log.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
@@ -226,10 +227,16 @@ absl::StatusOr<TradeOutcome> ParseLegacyTradeLine(absl::string_view line) {
     if (v->kind_case() != Value::kStructValue) {
       return FieldError(used, absl::StrCat("must be an object of model name to confidence, got ", Describe(*v)));
     }
-    for (const auto& [name, value] : v->struct_value().fields()) {
-      absl::StatusOr<double> c = NumberField(absl::StrCat(used, ".", name), value);
+    // In name order: a map's iteration order differs between reads, and the same line must always get the
+    // same message (the fuzzer found two reads naming two different bad models).
+    std::vector<std::pair<const std::string*, const Value*>> models;
+    models.reserve(v->struct_value().fields().size());
+    for (const auto& [name, value] : v->struct_value().fields()) models.emplace_back(&name, &value);
+    std::sort(models.begin(), models.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
+    for (const auto& [name, value] : models) {
+      absl::StatusOr<double> c = NumberField(absl::StrCat(used, ".", *name), *value);
       if (!c.ok()) return c.status();
-      (*trade.mutable_model_confidences())[name] = *c;
+      (*trade.mutable_model_confidences())[*name] = *c;
     }
   }
   return trade;

@@ -4,6 +4,7 @@
 #include <sstream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -58,6 +59,18 @@ TEST(ParseLegacyTradeLineTest, RefusesEpochNumbersBeyondTheRangeOfTime) {
   absl::StatusOr<absl::Time> t = ParseTimeText("9.1e18");
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(absl::ToUnixMicros(*t), 9'100'000'000'000'000'000);
+}
+
+// Found by the legacy_jsonl fuzzer: with several bad model confidences the one named followed the map's
+// iteration order, which differs between reads, so one line gave different messages. The first name wins.
+TEST(ParseLegacyTradeLineTest, NamesTheFirstBadModelByNameEveryTime) {
+  std::string line = R"({"trade_id": "x", "symbol": "S", "confidence": 0.5, "outcome": "WIN", "closed_at": 1,)"
+                     R"( "models": {)";
+  for (int i = 19; i >= 0; --i) absl::StrAppend(&line, "\"m", 10 + i, "\": \"high\", ");
+  absl::StrAppend(&line, "\"a\": 0.5}}");
+  for (int read = 0; read < 10; ++read) {
+    EXPECT_EQ(std::string(ParseLegacyTradeLine(line).status().message()), "models.m10: must be a number, got \"high\"");
+  }
 }
 
 TEST(ParseLegacyTradeLogTest, NumbersEveryLineAndSkipsBlankOnes) {
