@@ -209,7 +209,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (size_t i = 0; i < n; ++i) CLM_FUZZ_CHECK(rejected[i] || !verdicts[i]);
   }
 
-  // The newly stored trades read back as sent (canonical), in ingest order, and nothing else was stored.
+  // The newly stored trades read back as sent (canonical), and nothing else was stored.
   clm::store::DatasetQuery query;
   query.after_seq = *seq_before;
   absl::StatusOr<std::vector<clm::Trade>> stored = harness.store().LoadTrades(query);
