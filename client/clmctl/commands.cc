@@ -26,13 +26,14 @@
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "client/lib/connection.h"
+#include "client/lib/legacy_trade_log.h"
 #include "client/lib/trade_streamer.h"
 #include "clm/v1/cadence.grpc.pb.h"
 #include "clm/v1/calibration_job.grpc.pb.h"
 #include "clm/v1/deployment.grpc.pb.h"
 #include "clm/v1/ingest.grpc.pb.h"
-#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
 #include "grpcpp/client_context.h"
 #include "lib/auth/credentials.h"
 #include "lib/cadence/evaluator.h"
@@ -41,8 +42,7 @@ namespace clm::clmctl {
 namespace {
 
 using clm::v1::TradeOutcome;
-using google::protobuf::Struct;
-using google::protobuf::Value;
+using google::protobuf::util::TimeUtil;
 
 // ---------------------------------------------------------------------------------------------------------
 // Argument parsing.
@@ -226,7 +226,7 @@ clm::v1::DatasetFilter FilterFromFlags(const Context& ctx) {
   filter.set_model_id(ctx.Flag("model"));
   for (const char* flag : {"from", "to"}) {
     if (!ctx.Has(flag)) continue;
-    absl::StatusOr<absl::Time> t = ParseTimeText(ctx.Flag(flag));
+    absl::StatusOr<absl::Time> t = client::ParseTimeText(ctx.Flag(flag));
     if (!t.ok()) throw UsageError(absl::StrCat("--", flag, ": ", t.status().message()));
     google::protobuf::Timestamp* ts =
         std::string(flag) == "from" ? filter.mutable_closed_from() : filter.mutable_closed_to();
@@ -460,28 +460,19 @@ int CmdTradesImport(Context& ctx) {
     *ctx.err << "error: " << path << ": cannot open\n";
     return kExitBadInput;
   }
-  std::vector<TradeOutcome> trades;
-  std::unordered_map<std::string, size_t> line_of;
-  std::vector<std::string> errors;
-  std::string line;
-  size_t line_no = 0;
-  size_t lines = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (absl::StripAsciiWhitespace(line).empty()) continue;
-    ++lines;
-    absl::StatusOr<TradeOutcome> trade = ParseTradeJson(line);
-    if (!trade.ok()) {
-      errors.push_back(absl::StrCat(path, ":", line_no, ": ", trade.status().message()));
-      continue;
-    }
-    line_of.emplace(trade->trade_id(), line_no);
-    trades.push_back(*std::move(trade));
-  }
+  client::LegacyTradeLog log = client::ParseLegacyTradeLog(in);
   if (in.bad()) {
     *ctx.err << "error: " << path << ": read failed\n";
     return kExitBadInput;
   }
+  std::unordered_map<std::string, size_t> line_of;
+  for (size_t i = 0; i < log.trades.size(); ++i) line_of.emplace(log.trades[i].trade_id(), log.trade_lines[i]);
+  std::vector<std::string> errors;
+  for (const client::LegacyTradeLog::LineError& e : log.errors) {
+    errors.push_back(absl::StrCat(path, ":", e.line, ": ", e.message));
+  }
+  const size_t lines = log.lines;
+  std::vector<TradeOutcome> trades = std::move(log.trades);
   const size_t kMaxShown = 20;
   for (size_t i = 0; i < errors.size() && i < kMaxShown; ++i) *ctx.err << errors[i] << "\n";
   if (errors.size() > kMaxShown) *ctx.err << "... and " << errors.size() - kMaxShown << " more invalid lines\n";
@@ -1244,212 +1235,7 @@ int RunParsed(const std::vector<std::string>& args, std::istream& in, std::ostre
   return command->run(ctx);
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// JSON Lines parsing.
-
-std::string Describe(const Value& v) {
-  switch (v.kind_case()) {
-    case Value::kStringValue:
-      return absl::StrCat("\"", absl::CHexEscape(v.string_value()), "\"");
-    case Value::kNumberValue:
-      return absl::StrCat(v.number_value());
-    case Value::kBoolValue:
-      return v.bool_value() ? "true" : "false";
-    case Value::kNullValue:
-      return "null";
-    case Value::kStructValue:
-      return "an object";
-    case Value::kListValue:
-      return "a list";
-    default:
-      return "nothing";
-  }
-}
-
-absl::Status FieldError(const std::string& field, const std::string& reason) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", reason));
-}
-
-// The first of `names` present (and not null) in `object`; sets *used to its name.
-const Value* Lookup(const Struct& object, std::initializer_list<const char*> names, std::string* used) {
-  for (const char* name : names) {
-    auto it = object.fields().find(name);
-    if (it != object.fields().end() && it->second.kind_case() != Value::kNullValue) {
-      *used = name;
-      return &it->second;
-    }
-  }
-  *used = *names.begin();
-  return nullptr;
-}
-
-std::string AlsoAccepted(std::initializer_list<const char*> names) {
-  std::vector<std::string> rest(names.begin() + 1, names.end());
-  return rest.empty() ? "missing" : absl::StrCat("missing (also accepted: ", absl::StrJoin(rest, ", "), ")");
-}
-
-absl::StatusOr<double> NumberField(const std::string& field, const Value& v) {
-  if (v.kind_case() == Value::kNumberValue) return v.number_value();
-  double parsed;
-  if (v.kind_case() == Value::kStringValue && absl::SimpleAtod(v.string_value(), &parsed) && std::isfinite(parsed)) {
-    return parsed;
-  }
-  return FieldError(field, absl::StrCat("must be a number, got ", Describe(v)));
-}
-
-absl::StatusOr<std::string> StringField(const std::string& field, const Value& v, bool allow_number) {
-  if (v.kind_case() == Value::kStringValue) return v.string_value();
-  if (allow_number && v.kind_case() == Value::kNumberValue && v.number_value() == std::floor(v.number_value()) &&
-      std::fabs(v.number_value()) < 9.0e15) {
-    return absl::StrCat(static_cast<int64_t>(v.number_value()));
-  }
-  return FieldError(field, absl::StrCat("must be a string, got ", Describe(v)));
-}
-
-absl::Time EpochNumberToTime(double v) {
-  if (std::fabs(v) >= 1e14) return absl::FromUnixMicros(static_cast<int64_t>(v));        // microseconds
-  if (std::fabs(v) >= 1e11) return absl::FromUnixMicros(static_cast<int64_t>(v * 1e3));  // milliseconds
-  return absl::FromUnixMicros(static_cast<int64_t>(std::llround(v * 1e6)));              // seconds
-}
-
-absl::StatusOr<absl::Time> TimeField(const std::string& field, const Value& v) {
-  if (v.kind_case() == Value::kNumberValue) return EpochNumberToTime(v.number_value());
-  if (v.kind_case() == Value::kStringValue) {
-    absl::StatusOr<absl::Time> t = ParseTimeText(v.string_value());
-    if (t.ok()) return *t;
-  }
-  return FieldError(field, absl::StrCat("must be an RFC 3339 time or epoch seconds/milliseconds, got ", Describe(v)));
-}
-
-void SetTimestamp(absl::Time t, google::protobuf::Timestamp* ts) {
-  const int64_t us = absl::ToUnixMicros(t);
-  int64_t seconds = us / 1'000'000;
-  int64_t micros = us % 1'000'000;
-  if (micros < 0) {
-    micros += 1'000'000;
-    --seconds;
-  }
-  ts->set_seconds(seconds);
-  ts->set_nanos(static_cast<int32_t>(micros * 1000));
-}
-
 }  // namespace
-
-absl::StatusOr<absl::Time> ParseTimeText(absl::string_view text) {
-  const std::string s(absl::StripAsciiWhitespace(text));
-  double number;
-  if (!s.empty() && absl::SimpleAtod(s, &number) && std::isfinite(number) &&
-      s.find_first_not_of("0123456789.-+eE") == std::string::npos) {
-    return EpochNumberToTime(number);
-  }
-  absl::Time t;
-  std::string error;
-  if (absl::ParseTime(absl::RFC3339_full, s, &t, &error)) return t;
-  for (const char* format : {"%Y-%m-%dT%H:%M:%E*S", "%Y-%m-%d %H:%M:%E*S%Ez", "%Y-%m-%d %H:%M:%E*S", "%Y-%m-%d"}) {
-    std::string ignored;
-    if (absl::ParseTime(format, s, absl::UTCTimeZone(), &t, &ignored)) return t;
-  }
-  return absl::InvalidArgumentError(absl::StrCat("not a time (RFC 3339 or epoch seconds/milliseconds): \"", s, "\""));
-}
-
-absl::StatusOr<TradeOutcome> ParseTradeJson(absl::string_view line) {
-  Struct object;
-  google::protobuf::util::JsonParseOptions parse_options;
-  const auto status = google::protobuf::util::JsonStringToMessage(std::string(line), &object, parse_options);
-  if (!status.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("not a JSON object: ", std::string(status.message())));
-  }
-  TradeOutcome trade;
-  std::string used;
-
-  const Value* v = Lookup(object, {"trade_id", "id"}, &used);
-  if (v == nullptr) return FieldError(used, AlsoAccepted({"trade_id", "id"}));
-  absl::StatusOr<std::string> text = StringField(used, *v, /*allow_number=*/true);
-  if (!text.ok()) return text.status();
-  if (text->empty()) return FieldError(used, "must not be empty");
-  trade.set_trade_id(*text);
-
-  v = Lookup(object, {"symbol"}, &used);
-  if (v == nullptr) return FieldError(used, "missing");
-  text = StringField(used, *v, /*allow_number=*/false);
-  if (!text.ok()) return text.status();
-  trade.set_symbol(*text);
-
-  v = Lookup(object, {"model_id", "model"}, &used);
-  if (v != nullptr) {
-    text = StringField(used, *v, /*allow_number=*/false);
-    if (!text.ok()) return text.status();
-    trade.set_model_id(*text);
-  }
-
-  v = Lookup(object, {"confidence"}, &used);
-  if (v == nullptr) return FieldError(used, "missing");
-  absl::StatusOr<double> number = NumberField(used, *v);
-  if (!number.ok()) return number.status();
-  trade.set_confidence(*number);
-
-  v = Lookup(object, {"outcome"}, &used);
-  if (v == nullptr) return FieldError(used, "missing");
-  if (v->kind_case() != Value::kStringValue) {
-    return FieldError(used, absl::StrCat("must be WIN, LOSS or NEUTRAL, got ", Describe(*v)));
-  }
-  const std::string outcome = absl::AsciiStrToUpper(absl::StripAsciiWhitespace(v->string_value()));
-  if (outcome == "WIN") {
-    trade.set_outcome(TradeOutcome::WIN);
-  } else if (outcome == "LOSS") {
-    trade.set_outcome(TradeOutcome::LOSS);
-  } else if (outcome == "NEUTRAL") {
-    trade.set_outcome(TradeOutcome::NEUTRAL);
-  } else {
-    return FieldError(used, absl::StrCat("must be WIN, LOSS or NEUTRAL, got ", Describe(*v)));
-  }
-
-  v = Lookup(object, {"pnl"}, &used);
-  if (v != nullptr) {
-    number = NumberField(used, *v);
-    if (!number.ok()) return number.status();
-    trade.set_pnl(*number);
-  }
-
-  v = Lookup(object, {"opened_at", "entry_time"}, &used);
-  if (v != nullptr) {
-    absl::StatusOr<absl::Time> t = TimeField(used, *v);
-    if (!t.ok()) return t.status();
-    SetTimestamp(*t, trade.mutable_opened_at());
-  }
-
-  v = Lookup(object, {"closed_at", "exit_time", "timestamp"}, &used);
-  if (v == nullptr) return FieldError(used, AlsoAccepted({"closed_at", "exit_time", "timestamp"}));
-  absl::StatusOr<absl::Time> closed = TimeField(used, *v);
-  if (!closed.ok()) return closed.status();
-  SetTimestamp(*closed, trade.mutable_closed_at());
-
-  v = Lookup(object, {"side"}, &used);
-  if (v != nullptr) {
-    const std::string side =
-        v->kind_case() == Value::kStringValue ? absl::AsciiStrToUpper(absl::StripAsciiWhitespace(v->string_value())) : "";
-    if (side == "LONG" || side == "BUY") {
-      trade.set_side(TradeOutcome::LONG);
-    } else if (side == "SHORT" || side == "SELL") {
-      trade.set_side(TradeOutcome::SHORT);
-    } else if (!side.empty() || v->kind_case() != Value::kStringValue) {
-      return FieldError(used, absl::StrCat("must be LONG or SHORT (or BUY/SELL), got ", Describe(*v)));
-    }
-  }
-
-  v = Lookup(object, {"model_confidences", "models"}, &used);
-  if (v != nullptr) {
-    if (v->kind_case() != Value::kStructValue) {
-      return FieldError(used, absl::StrCat("must be an object of model name to confidence, got ", Describe(*v)));
-    }
-    for (const auto& [name, value] : v->struct_value().fields()) {
-      absl::StatusOr<double> c = NumberField(absl::StrCat(used, ".", name), value);
-      if (!c.ok()) return c.status();
-      (*trade.mutable_model_confidences())[name] = *c;
-    }
-  }
-  return trade;
-}
 
 std::vector<TradeOutcome> MakeDemoTrades(const std::string& run_id, int count, double days, uint64_t seed,
                                          absl::Time now) {
@@ -1489,8 +1275,9 @@ std::vector<TradeOutcome> MakeDemoTrades(const std::string& run_id, int count, d
     }
     t.set_side(unit(rng) < 0.55 ? TradeOutcome::LONG : TradeOutcome::SHORT);
     const absl::Time closed = now - absl::Seconds(60 + unit(rng) * days * 86400.0);
-    SetTimestamp(closed, t.mutable_closed_at());
-    SetTimestamp(closed - absl::Minutes(5 + 240 * unit(rng)), t.mutable_opened_at());
+    *t.mutable_closed_at() = TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(closed));
+    *t.mutable_opened_at() =
+        TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(closed - absl::Minutes(5 + 240 * unit(rng))));
     // Members: xgboost close to the ensemble, lightgbm noisier, lstm barely informative.
     auto member = [&](double spread, double pull) {
       const double c = (1.0 - pull) * confidence + pull * 0.5 + spread * noise(rng) / 0.05;

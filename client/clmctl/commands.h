@@ -7,8 +7,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "clm/v1/trade.pb.h"
 
@@ -28,15 +26,6 @@ enum ExitCode : int {
 int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 // The same with standard input given (`auth hash-token` reads the token from it).
 int Run(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err);
-
-// Parses one line of the engine's clm_trades.jsonl log into a trade. Errors read "<field>: <reason>", with
-// the field named as it appears in the line, e.g. `confidence: must be a number, got "high"`.
-absl::StatusOr<clm::v1::TradeOutcome> ParseTradeJson(absl::string_view line);
-
-// Parses a time given as RFC 3339 ("2024-05-01T12:00:00Z", offsets and fractions allowed; without an offset,
-// UTC), "YYYY-MM-DD HH:MM:SS" (UTC), or a number of seconds, milliseconds or microseconds since the epoch
-// (told apart by magnitude).
-absl::StatusOr<absl::Time> ParseTimeText(absl::string_view text);
 
 // The demo data set: `count` trades over the last `days` days, ids "demo-<run_id>-<n>", from a generator
 // seeded by `seed`. Three symbols, per-model confidences for three models, an engine over-confident in

@@ -1,7 +1,11 @@
 #include "lib/ingest/validation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -103,9 +107,15 @@ std::optional<FieldError> ValidateTrade(const TradeOutcome& trade, absl::Time no
     return FieldError{"model_confidences", absl::StrCat("must have at most ", kMaxModelConfidences,
                                                         " entries, got ", trade.model_confidences_size())};
   }
-  for (const auto& [name, value] : trade.model_confidences()) {
-    if (auto e = CheckId("model_confidences key", name, kMaxModelNameBytes, true)) return e;
-    if (auto e = CheckProbability(absl::StrCat("model_confidences[", name, "]"), value)) return e;
+  // In key order: a map's iteration order differs between copies of the same message, and a trade must be
+  // rejected for the same reason every time it is sent (the fuzzer found two sends reporting two fields).
+  std::vector<std::pair<const std::string*, double>> entries;
+  entries.reserve(trade.model_confidences().size());
+  for (const auto& [name, value] : trade.model_confidences()) entries.emplace_back(&name, value);
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
+  for (const auto& [name, value] : entries) {
+    if (auto e = CheckId("model_confidences key", *name, kMaxModelNameBytes, true)) return e;
+    if (auto e = CheckProbability(absl::StrCat("model_confidences[", *name, "]"), value)) return e;
   }
   return std::nullopt;
 }

@@ -144,36 +144,6 @@ TEST_F(ClmctlTest, ModeSetAndGet) {
   EXPECT_THAT(r.out, HasSubstr("by alice: enough data"));
 }
 
-TEST(ParseTradeJsonTest, AcceptsTheOldLogsFieldNames) {
-  absl::StatusOr<clm::v1::TradeOutcome> t = ParseTradeJson(
-      R"({"id": 42, "symbol": "ETHUSDT", "model": "xgb", "confidence": "0.61", "outcome": "loss", "pnl": -3.5,)"
-      R"( "entry_time": 1714560000, "exit_time": 1714563600000, "side": "sell", "models": {"a": 0.6}})");
-  ASSERT_TRUE(t.ok()) << t.status();
-  EXPECT_EQ(t->trade_id(), "42");
-  EXPECT_EQ(t->model_id(), "xgb");
-  EXPECT_DOUBLE_EQ(t->confidence(), 0.61);
-  EXPECT_EQ(t->outcome(), clm::v1::TradeOutcome::LOSS);
-  EXPECT_EQ(t->opened_at().seconds(), 1714560000);
-  EXPECT_EQ(t->closed_at().seconds(), 1714563600);  // milliseconds told apart from seconds
-  EXPECT_EQ(t->side(), clm::v1::TradeOutcome::SHORT);
-  EXPECT_DOUBLE_EQ(t->model_confidences().at("a"), 0.6);
-
-  t = ParseTradeJson(R"({"trade_id": "x", "symbol": "S", "confidence": 0.5, "outcome": "Neutral",)"
-                     R"( "timestamp": "2024-05-01T12:00:00.5+02:00"})");
-  ASSERT_TRUE(t.ok()) << t.status();
-  EXPECT_EQ(t->closed_at().seconds(), 1714557600);
-  EXPECT_EQ(t->closed_at().nanos(), 500000000);
-
-  auto error = [](const std::string& line) { return std::string(ParseTradeJson(line).status().message()); };
-  EXPECT_EQ(error(R"({"trade_id": "x", "symbol": "S", "confidence": 0.5, "outcome": "WIN"})"),
-            "closed_at: missing (also accepted: exit_time, timestamp)");
-  EXPECT_EQ(error(R"({"trade_id": "x", "symbol": "S", "confidence": 0.5, "outcome": "won", "closed_at": 1})"),
-            "outcome: must be WIN, LOSS or NEUTRAL, got \"won\"");
-  EXPECT_EQ(error(R"({"trade_id": "x", "symbol": "S", "confidence": 0.5, "outcome": "WIN", "exit_time": "soon"})"),
-            "exit_time: must be an RFC 3339 time or epoch seconds/milliseconds, got \"soon\"");
-  EXPECT_THAT(error("{not json"), HasSubstr("not a JSON object"));
-}
-
 TEST_F(ClmctlTest, TradesImportNamesTheBadLineThenImportsAndSummarises) {
   const std::string path = WriteFile(
       "clm_trades.jsonl",

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -182,6 +183,30 @@ TEST(ValidateTradeTest, FirstProblemInFieldOrderWins) {
   std::optional<FieldError> error = Validate(t);
   ASSERT_TRUE(error.has_value());
   EXPECT_EQ(error->field, "symbol");
+}
+
+// Found by the trade_ingest fuzzer: with several bad model_confidences the reported one followed the map's
+// iteration order, which differs between copies of the same trade, so a resent trade could be rejected for
+// another reason. The smallest key is reported, whatever the copy.
+TEST(ValidateTradeTest, FirstBadModelConfidenceIsTheSmallestKeyInEveryCopy) {
+  TradeOutcome t = ValidTrade();
+  t.mutable_model_confidences()->clear();
+  for (int i = 19; i >= 0; --i) (*t.mutable_model_confidences())[absl::StrCat("m", 10 + i)] = 2.0;
+  (*t.mutable_model_confidences())[""] = 0.5;
+  std::vector<TradeOutcome> copies(10, t);
+  copies.push_back(t);
+  for (const TradeOutcome& copy : copies) {
+    std::optional<FieldError> error = Validate(copy);
+    ASSERT_TRUE(error.has_value());
+    EXPECT_EQ(error->field, "model_confidences key");
+  }
+  t.mutable_model_confidences()->erase("");
+  copies.assign(10, t);
+  for (const TradeOutcome& copy : copies) {
+    std::optional<FieldError> error = Validate(copy);
+    ASSERT_TRUE(error.has_value());
+    EXPECT_EQ(error->field, "model_confidences[m10]");
+  }
 }
 
 TEST(ValidateTradeTest, BoundariesAreAccepted) {
