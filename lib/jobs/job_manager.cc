@@ -297,14 +297,17 @@ void JobManager::Worker() {
 void JobManager::Run(const std::string& id) {
   const absl::Time started = absl::Now();
   Job job;
+  absl::Status persisted;
   {
     absl::MutexLock lock(&mu_);
     Active& active = active_[id];
     active.job.set_state(clm::v1::RUNNING);
     *active.job.mutable_started_at() = ToTimestamp(started);
     job = active.job;
+    // Stored before anyone can read RUNNING (Get and Watch read it under this lock, List from the store):
+    // whoever saw the job running finds it FAILED after a crash, never queued and run again. One row per job.
+    persisted = jobs_->Put(job);
   }
-  absl::Status persisted = jobs_->Put(job);
   Publish(job);
 
   absl::Status status = persisted;
