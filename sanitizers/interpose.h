@@ -23,21 +23,26 @@ inline void* Next(const char* name) {
   return real;
 }
 
-// The library's definition of the non-virtual member function whose definition in the executable is `ours`:
-// found by the exported name of `ours`, looked up again past the executable.
+// The next definition after the executable's of the function whose definition in the executable is at
+// `ours`, looked up by the name the executable exports it under.
+inline void* NextOf(void* ours) {
+  Dl_info info;
+  if (dladdr(ours, &info) == 0 || info.dli_sname == nullptr || info.dli_saddr != ours) {
+    std::fprintf(stderr, "clm sanitizers: an interposed function is not exported by the executable\n");
+    std::abort();
+  }
+  return Next(info.dli_sname);
+}
+
+// The library's definition of the non-virtual member function whose definition in the executable is `ours`.
 template <typename MemberFn>
 inline MemberFn Real(MemberFn ours) {
   // Itanium C++ ABI: a pointer to a non-virtual member function is {code address, this adjustment} (for a
-  // virtual one it holds a vtable offset instead, which dladdr below rejects).
+  // virtual one it holds a vtable offset instead, which NextOf rejects).
   static_assert(sizeof(MemberFn) == 2 * sizeof(void*), "Itanium C++ ABI member function pointer expected");
   void* address = nullptr;
   std::memcpy(&address, &ours, sizeof(address));
-  Dl_info info;
-  if (dladdr(address, &info) == 0 || info.dli_sname == nullptr || info.dli_saddr != address) {
-    std::fprintf(stderr, "clm sanitizers: an interposed member function is not exported by the executable\n");
-    std::abort();
-  }
-  void* real = Next(info.dli_sname);
+  void* real = NextOf(address);
   std::memcpy(&ours, &real, sizeof(real));
   return ours;
 }
