@@ -10,6 +10,9 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
 #include <stdexcept>
 
 #include "absl/time/clock.h"
@@ -134,13 +137,22 @@ std::string FreeAddress() { return "127.0.0.1:" + std::to_string(PickFreePort())
 
 ServerProcess::ServerProcess(const std::string& binary, const std::string& data_dir)
     : address_(FreeAddress()),
+      log_path_(data_dir + "/server.log"),
       process_({binary, "--grpc_address=" + address_, "--metrics_address=", "--data_dir=" + data_dir,
                 "--log_level=warn"},
-               data_dir + "/server.log") {}
+               log_path_) {}
 
 int ServerProcess::Stop() {
   process_.Signal(SIGTERM);
-  return process_.Wait();
+  return Wait();
+}
+
+int ServerProcess::Wait() {
+  const int code = process_.Wait();
+  std::ifstream log(log_path_);
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  if (text.find("Sanitizer") != std::string::npos) std::cerr << "clm-server log " << log_path_ << ":\n" << text;
+  return code;
 }
 
 }  // namespace clm::testing
