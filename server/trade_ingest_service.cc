@@ -108,7 +108,14 @@ class TradeIngestService::IngestReactor final : public grpc::ServerBidiReactor<I
       service_->parked_.erase(this);
     }
     service_->metrics_->ingest_streams_open().Decrement();
-    service_->ingest_metrics_.Record(final_status_, absl::Now() - start_);
+    grpc::Status final_status;
+    {
+      // OnCancel may have run on another gRPC thread just before; gRPC orders it before OnDone, but only
+      // this lock shows that order to the thread that reads the status and deletes what OnCancel wrote.
+      absl::MutexLock lock(&mu_);
+      final_status = final_status_;
+    }
+    service_->ingest_metrics_.Record(final_status, absl::Now() - start_);
     delete this;
   }
 
@@ -225,7 +232,7 @@ class TradeIngestService::IngestReactor final : public grpc::ServerBidiReactor<I
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<grpc::Status> outcome_ ABSL_GUARDED_BY(mu_);
-  grpc::Status final_status_;  // written before Finish, read in OnDone
+  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);  // written before Finish, read in OnDone
 };
 
 TradeIngestService::TradeIngestService(const Options& options, ingest::IngestPipeline* pipeline,

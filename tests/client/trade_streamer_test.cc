@@ -236,6 +236,9 @@ TEST(TradeStreamerTest, UnacknowledgedBatchesAreResentAndCountedAsDuplicates) {
   TradeStreamer::Options options;
   options.max_batch_trades = 100;
   options.initial_backoff = absl::Milliseconds(20);
+  // Only full batches leave before Flush, however slowly the trades are enqueued (a sanitizer build is many
+  // times slower than the 50 ms default linger): five batches of 100, whose first three the proxy drops.
+  options.max_linger = absl::Hours(1);
   // Build every batch before the stream opens, so all five go out on the first stream.
   TradeStreamer streamer(Channel(absl::StrCat("127.0.0.1:", proxy_port)), options);
   for (int i = 0; i < 500; ++i) ASSERT_TRUE(streamer.Enqueue(Trade("resend", i)).ok());

@@ -10,6 +10,9 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
 #include <stdexcept>
 
 #include "absl/time/clock.h"
@@ -144,14 +147,23 @@ std::vector<std::string> Concat(std::vector<std::string> a, std::vector<std::str
 ServerProcess::ServerProcess(const std::string& binary, const std::string& data_dir,
                              std::vector<std::string> extra_args)
     : address_(FreeAddress()),
+      log_path_(data_dir + "/server.log"),
       process_(Concat({binary, "--grpc_address=" + address_, "--metrics_address=", "--data_dir=" + data_dir,
                        "--log_level=warn"},
                       std::move(extra_args)),
-               data_dir + "/server.log") {}
+               log_path_) {}
 
 int ServerProcess::Stop() {
   process_.Signal(SIGTERM);
-  return process_.Wait();
+  return Wait();
+}
+
+int ServerProcess::Wait() {
+  const int code = process_.Wait();
+  std::ifstream log(log_path_);
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  if (text.find("Sanitizer") != std::string::npos) std::cerr << "clm-server log " << log_path_ << ":\n" << text;
+  return code;
 }
 
 }  // namespace clm::testing

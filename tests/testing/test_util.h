@@ -67,10 +67,13 @@ class ServerProcess final {
   // SIGTERM, then the exit code (0 for a graceful stop). Drop client channels first: a connection with a
   // flow-control (BDP) ping in flight holds a stopping gRPC 1.51 server until its grace period ends.
   int Stop();
-  int Wait() { return process_.Wait(); }
+  // The exit code. Both print the server's log when it holds a sanitizer report (the log goes with the
+  // test's temporary directory).
+  int Wait();
 
  private:
   std::string address_;
+  std::string log_path_;
   ChildProcess process_;
 };
 
