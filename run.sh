@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and starts clm-server on its embedded SQLite store (./var).
-# Extra arguments go to clm-server, e.g. ./run.sh --grpc_address=0.0.0.0:8003 --config=deploy/clm.textproto
+# Extra arguments go to clm-server, e.g. ./run.sh --config=deploy/clm.textproto --log_level=debug
+# (listening beyond 127.0.0.1 needs --tls_cert/--tls_key and --auth_tokens: see the README's Security section)
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/deps.sh
