@@ -239,7 +239,14 @@ TEST(LimitsTest, FloodOfStreamsAndOversizedMessagesKeepsMemoryBoundedAndServesAW
             << " oversized and " << overlarge_refused.load() << " over-large refused; RSS baseline "
             << baseline / kMiB << " MiB, peak " << peak.load() / kMiB << " MiB (growth " << growth / kMiB
             << " MiB, bound " << bound / kMiB << " MiB); well-behaved client served in " << served_in << "\n";
+#ifdef CLM_SANITIZER_BUILD
+  // Under ASan and TSan the server's RSS is mostly the sanitizer's: shadow memory for every byte touched and
+  // ASan's quarantine of freed blocks (256 MiB by default). The bound speaks of the server, not of them; the
+  // normal build checks it, the sanitizer builds check the rest of this test.
+  std::cout << "sanitizer build: the RSS bound is checked by the normal build only\n";
+#else
   EXPECT_LT(growth, bound);
+#endif
 
   good_stream.reset();
   good_ingest.reset();
