@@ -126,49 +126,38 @@ void DeploymentService::FinishWatches() {
   }
 }
 
+template <typename Request, typename Response, typename Apply>
+grpc::ServerUnaryReactor* DeploymentService::Change(grpc::CallbackServerContext* context, const Request* request,
+                                                    Response* response, MethodMetrics& metrics, Apply apply) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::optional<auth::Principal> caller = Admit(*auth_, context, reactor, metrics);
+  if (!caller.has_value()) return reactor;
+  Request change = *request;
+  change.set_approver(auth_->Actor(*caller, request->approver()));
+  AnswerOnPool(pool_, context, reactor, metrics, response,
+               [apply = std::move(apply), change = std::move(change)] { return apply(change); });
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* DeploymentService::Approve(grpc::CallbackServerContext* context,
                                                      const clm::v1::ApproveRequest* request,
                                                      clm::v1::DeploymentVersion* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  std::optional<auth::Principal> caller = Admit(*auth_, context, reactor, approve_metrics_);
-  if (!caller.has_value()) return reactor;
-  AnswerOnPool(pool_, context, reactor, approve_metrics_, response,
-               [this, request, approver = auth_->Actor(*caller, request->approver())] {
-                 clm::v1::ApproveRequest change = *request;
-                 change.set_approver(approver);  // the authenticated principal when authentication is on
-                 return deployments_->Approve(change);
-               });
-  return reactor;
+  return Change(context, request, response, approve_metrics_,
+                [this](const clm::v1::ApproveRequest& change) { return deployments_->Approve(change); });
 }
 
 grpc::ServerUnaryReactor* DeploymentService::Promote(grpc::CallbackServerContext* context,
                                                      const clm::v1::PromoteRequest* request,
                                                      clm::v1::DeploymentVersion* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  std::optional<auth::Principal> caller = Admit(*auth_, context, reactor, promote_metrics_);
-  if (!caller.has_value()) return reactor;
-  AnswerOnPool(pool_, context, reactor, promote_metrics_, response,
-               [this, request, approver = auth_->Actor(*caller, request->approver())] {
-                 clm::v1::PromoteRequest change = *request;
-                 change.set_approver(approver);  // the authenticated principal when authentication is on
-                 return deployments_->Promote(change);
-               });
-  return reactor;
+  return Change(context, request, response, promote_metrics_,
+                [this](const clm::v1::PromoteRequest& change) { return deployments_->Promote(change); });
 }
 
 grpc::ServerUnaryReactor* DeploymentService::Rollback(grpc::CallbackServerContext* context,
                                                       const clm::v1::RollbackRequest* request,
                                                       ActiveCalibration* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  std::optional<auth::Principal> caller = Admit(*auth_, context, reactor, rollback_metrics_);
-  if (!caller.has_value()) return reactor;
-  AnswerOnPool(pool_, context, reactor, rollback_metrics_, response,
-               [this, request, approver = auth_->Actor(*caller, request->approver())] {
-                 clm::v1::RollbackRequest change = *request;
-                 change.set_approver(approver);  // the authenticated principal when authentication is on
-                 return deployments_->Rollback(change);
-               });
-  return reactor;
+  return Change(context, request, response, rollback_metrics_,
+                [this](const clm::v1::RollbackRequest& change) { return deployments_->Rollback(change); });
 }
 
 grpc::ServerUnaryReactor* DeploymentService::GetActive(grpc::CallbackServerContext* context,

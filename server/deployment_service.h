@@ -44,6 +44,12 @@ class DeploymentService final : public clm::v1::Deployment::CallbackService {
  private:
   class WatchReactor;
 
+  // Approve, Promote and Rollback: an operator's change, applied off gRPC's threads, recorded under the
+  // authenticated principal's name when authentication is on (else the approver typed in the request).
+  template <typename Request, typename Response, typename Apply>
+  grpc::ServerUnaryReactor* Change(grpc::CallbackServerContext* context, const Request* request, Response* response,
+                                   MethodMetrics& metrics, Apply apply);
+
   deployment::DeploymentManager* const deployments_;
   ThreadPool* const pool_;
   const Authenticator* const auth_;
