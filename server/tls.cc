@@ -4,25 +4,22 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "grpcpp/security/tls_certificate_provider.h"
 #include "grpcpp/security/tls_credentials_options.h"
+#include "lib/common/file.h"
 
 namespace clm::server {
 namespace {
 
-absl::StatusOr<std::string> ReadFile(absl::string_view flag, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": cannot read the file"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+// A TLS file named by `flag`; an unreadable one is the flag's fault (INVALID_ARGUMENT).
+absl::StatusOr<std::string> ReadFlagFile(absl::string_view flag, const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat(flag, " ", text.status().message()));
+  return text;
 }
 
 struct BioDeleter {
@@ -50,9 +47,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(c
   if (options.cert_file.empty() || options.key_file.empty()) {
     return absl::InvalidArgumentError("--tls_cert and --tls_key: TLS needs both (and --tls_client_ca for mutual TLS)");
   }
-  absl::StatusOr<std::string> cert_pem = ReadFile("--tls_cert", options.cert_file);
+  absl::StatusOr<std::string> cert_pem = ReadFlagFile("--tls_cert", options.cert_file);
   if (!cert_pem.ok()) return cert_pem.status();
-  absl::StatusOr<std::string> key_pem = ReadFile("--tls_key", options.key_file);
+  absl::StatusOr<std::string> key_pem = ReadFlagFile("--tls_key", options.key_file);
   if (!key_pem.ok()) return key_pem.status();
   std::unique_ptr<X509, X509Deleter> cert = FirstCertificate(*cert_pem);
   ERR_clear_error();
@@ -73,7 +70,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(c
                                                    options.cert_file));
   }
   if (options.mutual()) {
-    absl::StatusOr<std::string> ca_pem = ReadFile("--tls_client_ca", options.client_ca_file);
+    absl::StatusOr<std::string> ca_pem = ReadFlagFile("--tls_client_ca", options.client_ca_file);
     if (!ca_pem.ok()) return ca_pem.status();
     if (FirstCertificate(*ca_pem) == nullptr) {
       ERR_clear_error();

@@ -3,13 +3,11 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "lib/common/file.h"
 
 namespace clm::auth {
 namespace {
@@ -123,11 +121,9 @@ absl::StatusOr<CredentialSet> CredentialSet::Parse(absl::string_view text) {
 }
 
 absl::StatusOr<CredentialSet> CredentialSet::Load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot read the credentials file"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  absl::StatusOr<CredentialSet> set = Parse(text.str());
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<CredentialSet> set = Parse(*text);
   if (!set.ok()) return absl::Status(set.status().code(), absl::StrCat(path, ": ", set.status().message()));
   return set;
 }

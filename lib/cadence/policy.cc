@@ -1,14 +1,12 @@
 #include "lib/cadence/policy.h"
 
-#include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lib/common/file.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
@@ -202,15 +200,9 @@ absl::StatusOr<CadencePolicy> ParsePolicyText(absl::string_view text) {
 }
 
 absl::StatusOr<CadencePolicy> LoadPolicyFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int err = errno;
-    std::string message = absl::StrCat(path, ": cannot open: ", std::strerror(err));
-    return err == ENOENT ? absl::NotFoundError(message) : absl::FailedPreconditionError(message);
-  }
-  std::ostringstream content;
-  content << in.rdbuf();
-  absl::StatusOr<CadencePolicy> policy = ParsePolicyText(content.str());
+  absl::StatusOr<std::string> content = ReadFile(path);
+  if (!content.ok()) return content.status();
+  absl::StatusOr<CadencePolicy> policy = ParsePolicyText(*content);
   if (!policy.ok()) {
     return absl::Status(policy.status().code(), absl::StrCat(path, ": ", policy.status().message()));
   }

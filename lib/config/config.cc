@@ -1,7 +1,5 @@
 #include "lib/config/config.h"
 
-#include <fstream>
-#include <sstream>
 #include <utility>
 #include <vector>
 
@@ -11,6 +9,7 @@
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "lib/cadence/policy.h"
+#include "lib/common/file.h"
 
 namespace clm::config {
 namespace {
@@ -51,11 +50,9 @@ absl::StatusOr<clm::v1::ServerConfig> ParseServerConfig(absl::string_view text) 
 
 absl::StatusOr<clm::v1::ServerConfig> LoadServerConfig(const std::string& path) {
   if (path.empty()) return ResolveServerConfig(clm::v1::ServerConfig());
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("config ", path, ": cannot be read"));
-  std::stringstream text;
-  text << in.rdbuf();
-  absl::StatusOr<clm::v1::ServerConfig> parsed = ParseServerConfig(text.str());
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<clm::v1::ServerConfig> parsed = ParseServerConfig(*text);
   if (!parsed.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", parsed.status().message()));
   }
