@@ -34,12 +34,7 @@ std::optional<std::string> ClientCertificateCommonName(const grpc::ServerContext
 }  // namespace
 
 Authenticator::Authenticator(Options options, prometheus::Registry& registry)
-    : options_(std::move(options)),
-      refused_family_(&prometheus::BuildCounter()
-                           .Name("clm_auth_refused_total")
-                           .Help("Calls refused by authentication (UNAUTHENTICATED) or authorization "
-                                 "(PERMISSION_DENIED), by method and code")
-                           .Register(registry)) {
+    : options_(std::move(options)) {
   auto& reloads = prometheus::BuildCounter()
                       .Name("clm_auth_reloads_total")
                       .Help("Reloads of the credentials file (SIGHUP), by result")
@@ -99,13 +94,6 @@ absl::Status Authenticator::Reload() {
   return absl::OkStatus();
 }
 
-void Authenticator::Count(absl::string_view method, const absl::Status& refusal) const {
-  refused_family_
-      ->Add({{"method", std::string(method)},
-             {"code", refusal.code() == absl::StatusCode::kUnauthenticated ? "UNAUTHENTICATED" : "PERMISSION_DENIED"}})
-      .Increment();
-}
-
 absl::StatusOr<auth::Principal> Authenticator::Check(const grpc::ServerContextBase& context,
                                                      absl::string_view method) const {
   if (!enabled()) return auth::Principal{"", static_cast<auth::RoleSet>(0xff)};
@@ -118,34 +106,26 @@ absl::StatusOr<auth::Principal> Authenticator::Check(const grpc::ServerContextBa
   // The token itself is never logged or put in a status message: only whether it was known.
   if (std::optional<absl::string_view> header = AuthorizationHeader(context)) {
     if (header->size() <= kBearer.size() || !absl::StartsWithIgnoreCase(*header, kBearer)) {
-      absl::Status refusal =
-          absl::UnauthenticatedError("authorization metadata must be \"Bearer <token>\"");
-      Count(method, refusal);
-      return refusal;
+      return absl::UnauthenticatedError("authorization metadata must be \"Bearer <token>\"");
     }
     caller = credentials->FindToken(absl::StripAsciiWhitespace(header->substr(kBearer.size())));
     if (!caller.has_value()) {
-      absl::Status refusal = absl::UnauthenticatedError("unknown bearer token");
-      Count(method, refusal);
       spdlog::debug("{}: refused an unknown bearer token from {}", std::string(method), context.peer());
-      return refusal;
+      return absl::UnauthenticatedError("unknown bearer token");
     }
   } else if (std::optional<std::string> common_name = ClientCertificateCommonName(context)) {
     caller = credentials->FindCertificate(*common_name);
     if (!caller.has_value()) {
-      absl::Status refusal = absl::UnauthenticatedError(absl::StrCat(
-          "client certificate \"", *common_name, "\" has no cert entry in the credentials file, and no bearer token was sent"));
-      Count(method, refusal);
-      return refusal;
+      return absl::UnauthenticatedError(absl::StrCat("client certificate \"", *common_name,
+                                                     "\" has no cert entry in the credentials file, and no bearer "
+                                                     "token was sent"));
     }
   } else {
-    absl::Status refusal = absl::UnauthenticatedError(
-        "credentials required: send \"authorization: Bearer <token>\" metadata (or a client certificate over mutual TLS)");
-    Count(method, refusal);
-    return refusal;
+    return absl::UnauthenticatedError(
+        "credentials required: send \"authorization: Bearer <token>\" metadata (or a client certificate over "
+        "mutual TLS)");
   }
   if (absl::Status allowed = auth::Authorize(*caller, method); !allowed.ok()) {
-    Count(method, allowed);
     spdlog::info("{}", std::string(allowed.message()));
     return allowed;
   }

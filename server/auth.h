@@ -33,7 +33,8 @@ class Authenticator final {
     std::string credentials_path;  // --auth_tokens; empty: authentication off
   };
 
-  // Loads the credentials file; its errors name the file and line. Metrics go to `registry`.
+  // Loads the credentials file; its errors name the file and line. Metrics go to `registry`; refusals are
+  // counted where every call is, in clm_grpc_requests_total{code="UNAUTHENTICATED"|"PERMISSION_DENIED"}.
   static absl::StatusOr<std::unique_ptr<Authenticator>> Create(const Options& options,
                                                                prometheus::Registry& registry);
 
@@ -53,12 +54,10 @@ class Authenticator final {
 
  private:
   Authenticator(Options options, prometheus::Registry& registry);
-  void Count(absl::string_view method, const absl::Status& refusal) const;
 
   const Options options_;
   mutable absl::Mutex mu_;
   std::shared_ptr<const auth::CredentialSet> credentials_ ABSL_GUARDED_BY(mu_);
-  prometheus::Family<prometheus::Counter>* refused_family_;
   prometheus::Counter* reloads_ok_;
   prometheus::Counter* reloads_failed_;
   prometheus::Gauge* enabled_gauge_;
