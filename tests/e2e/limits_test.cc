@@ -93,9 +93,9 @@ TEST(LimitsTest, FloodOfStreamsAndOversizedMessagesKeepsMemoryBoundedAndServesAW
   // The well-behaved engine opens its stream before the flood: it holds one of the stream slots.
   auto good_channel = Connect(address);
   auto good_ingest = clm::v1::TradeIngest::NewStub(good_channel);
-  grpc::ClientContext good_context;
-  good_context.set_deadline(In(absl::Seconds(60)));
-  auto good_stream = good_ingest->Ingest(&good_context);
+  auto good_context = std::make_unique<grpc::ClientContext>();
+  good_context->set_deadline(In(absl::Seconds(60)));
+  auto good_stream = good_ingest->Ingest(good_context.get());
   IngestAck ack;
   ASSERT_TRUE(good_stream->Write(Batch(1, 100, "good")));
   ASSERT_TRUE(good_stream->Read(&ack));
@@ -119,6 +119,19 @@ TEST(LimitsTest, FloodOfStreamsAndOversizedMessagesKeepsMemoryBoundedAndServesAW
   std::atomic<int> streams_refused{0}, streams_opened{0}, batches_sent{0};
   std::atomic<int> oversized_refused{0}, overlarge_refused{0};
   std::vector<std::thread> flooders;
+  // Whatever an assertion below does, the flood's threads (which stop at flood_end) and the sampler are joined.
+  struct JoinAll {
+    std::vector<std::thread>& threads;
+    std::atomic<bool>& sampling;
+    std::thread& sampler;
+    ~JoinAll() {
+      for (std::thread& t : threads) {
+        if (t.joinable()) t.join();
+      }
+      sampling.store(false);
+      if (sampler.joinable()) sampler.join();
+    }
+  } join_all{flooders, sampling, sampler};
   // Engines that open far more streams than allowed, send full batches and never read an ack.
   for (int c = 0; c < 12; ++c) {
     flooders.emplace_back([&, c] {
@@ -188,10 +201,21 @@ TEST(LimitsTest, FloodOfStreamsAndOversizedMessagesKeepsMemoryBoundedAndServesAW
   // In the middle of the flood the well-behaved engine is served: its stream, a unary batch, and a status.
   absl::SleepFor(absl::Seconds(3));
   const absl::Time asked = absl::Now();
-  ASSERT_TRUE(good_stream->Write(Batch(2, 100, "good")));
-  ASSERT_TRUE(good_stream->Read(&ack)) << "the well-behaved stream got no ack during the flood";
+  bool acked = good_stream->Write(Batch(2, 100, "good")) && good_stream->Read(&ack);
+  if (!acked) {
+    // Under the 32 MiB memory quota gRPC may close a connection to reclaim memory, the good one too; an engine
+    // then does what TradeStreamer does: a new stream, and the unacknowledged batch again.
+    grpc::Status ended = good_stream->Finish();
+    std::cout << "the well-behaved stream ended during the flood (" << ended.error_code() << ": "
+              << ended.error_message() << "); resending on a new stream\n";
+    good_context = std::make_unique<grpc::ClientContext>();
+    good_context->set_deadline(In(absl::Seconds(30)));
+    good_stream = good_ingest->Ingest(good_context.get());
+    acked = good_stream->Write(Batch(2, 100, "good")) && good_stream->Read(&ack);
+  }
+  ASSERT_TRUE(acked) << "the well-behaved engine got no ack during the flood, even after reconnecting";
   EXPECT_EQ(ack.batch_id(), 2u);
-  EXPECT_EQ(ack.accepted(), 100u);
+  EXPECT_EQ(ack.accepted() + ack.duplicates(), 100u);  // duplicates when the first copy was stored
   {
     grpc::ClientContext context;
     context.set_deadline(In(absl::Seconds(10)));
