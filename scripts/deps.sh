@@ -8,6 +8,8 @@ CLM_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus python3 python3-yaml
   libssl-dev openssl
+  # Beta quantiles for the bounds of deployed maps (Boost.Math, header-only).
+  libboost-dev
   # Fuzzing (fuzz/, build-fuzz/): clang, its libFuzzer + ASan/UBSan runtimes, llvm-symbolizer for traces.
   clang libclang-rt-14-dev llvm
 )

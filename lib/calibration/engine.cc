@@ -42,7 +42,8 @@ absl::Status Check(const StageProgress& stage, double f) {
 // The figures and the map of one symbol or model id. `indices` point into the global, time-ordered set.
 absl::Status BuildSlice(const std::string& key, const std::vector<size_t>& indices, const Columns& all,
                         const clm::v1::CalibrationMap& global_map, const std::vector<double>& global_oos,
-                        const ResolvedOptions& options, clm::v1::SliceResult* result, clm::v1::SliceMap* map) {
+                        size_t global_first_scored, const ResolvedOptions& options, clm::v1::SliceResult* result,
+                        clm::v1::SliceMap* map) {
   Columns cols;
   for (size_t i : indices) {
     cols.confidence.push_back(all.confidence[i]);
@@ -59,17 +60,15 @@ absl::Status BuildSlice(const std::string& key, const std::vector<size_t>& indic
   for (const auto& b : bins) *result->add_bins() = b;
   for (auto& f : FindMiscalibration(bins, options.tolerance)) *result->add_findings() = std::move(f);
 
-  std::vector<double> calibrated(n);
   if (n >= static_cast<size_t>(options.min_slice_trades)) {
-    absl::StatusOr<clm::v1::CalibrationMap> own = FitMap(options.method, cols.confidence, cols.label);
+    absl::StatusOr<clm::v1::CalibrationMap> own = FitMap(options, cols.confidence, cols.label);
     if (!own.ok()) return own.status();
-    // The slice's own out-of-sample figures; its bootstrap is skipped because safety decisions use the
+    // The slice's own walk-forward figures; its bootstrap is skipped because safety decisions use the
     // global interval, and a slice's interval would multiply the cost by the number of slices.
     ResolvedOptions slice_options = options;
     slice_options.bootstrap_resamples = 0;
-    std::vector<double> oos;
     absl::StatusOr<clm::v1::EvaluationResult> ev =
-        Evaluate(options.method, cols.confidence, cols.label, cols.closed_at_us, *own, slice_options, nullptr, &oos);
+        Evaluate(cols.confidence, cols.label, cols.closed_at_us, *own, slice_options, nullptr, nullptr);
     if (!ev.ok()) return ev.status();
     result->set_uses_global_map(false);
     map->set_uses_global_map(false);
@@ -88,15 +87,22 @@ absl::Status BuildSlice(const std::string& key, const std::vector<size_t>& indic
     map->set_uses_global_map(true);
     map->set_note(note);
     *map->mutable_map() = global_map;
+    std::vector<double> calibrated(n);
     for (size_t k = 0; k < n; ++k) calibrated[k] = Apply(global_map, cols.confidence[k]);
     *result->mutable_after() = ComputeMetrics(calibrated, cols.label, options.bins);
-    // Out of sample through the global cross-validation: each trade was scored by a map that never saw it.
-    if (!global_oos.empty()) {
-      std::vector<double> oos(n);
-      for (size_t k = 0; k < n; ++k) oos[k] = global_oos[indices[k]];
+    // Out of sample through the global walk-forward: each scored trade was scored by a map fitted only on
+    // earlier trades. The raw figure it is compared with covers the same trades.
+    std::vector<double> raw, oos, labels;
+    for (size_t k = 0; k < n && !global_oos.empty(); ++k) {
+      if (indices[k] < global_first_scored) continue;
+      raw.push_back(cols.confidence[k]);
+      oos.push_back(global_oos[indices[k]]);
+      labels.push_back(cols.label[k]);
+    }
+    if (!oos.empty()) {
       result->set_out_of_sample(true);
-      result->set_out_of_sample_mse_after(Mse(oos, cols.label));
-      result->set_improvement_pct(ImprovementPct(result->before().mse(), result->out_of_sample_mse_after()));
+      result->set_out_of_sample_mse_after(Mse(oos, labels));
+      result->set_improvement_pct(ImprovementPct(Mse(raw, labels), result->out_of_sample_mse_after()));
     }
   }
   result->set_in_sample_improvement_pct(ImprovementPct(result->before().mse(), result->after().mse()));
@@ -150,27 +156,32 @@ absl::StatusOr<clm::v1::CalibrationResult> RunCalibration(const std::vector<clm:
   for (auto& f : FindMiscalibration(before_bins, options.tolerance)) *result.add_findings() = std::move(f);
 
   std::vector<double> oos;
+  size_t first_scored = n;
   if (n > 0) {
-    absl::StatusOr<clm::v1::CalibrationMap> global = FitMap(options.method, all.confidence, all.label);
+    absl::StatusOr<clm::v1::CalibrationMap> global = FitMap(options, all.confidence, all.label);
     if (!global.ok()) return global.status();
     *result.mutable_global_map() = *global;
     if (!(st = Check(Stage(progress_or_cancel, 0.0, 0.1), 1.0)).ok()) return st;
 
     absl::StatusOr<clm::v1::EvaluationResult> ev =
-        Evaluate(options.method, all.confidence, all.label, all.closed_at_us, *global, options,
-                 Stage(progress_or_cancel, 0.1, 0.6), &oos);
+        Evaluate(all.confidence, all.label, all.closed_at_us, *global, options,
+                 Stage(progress_or_cancel, 0.1, 0.6), &oos, &first_scored);
     if (!ev.ok()) return ev.status();
     *result.mutable_evaluation() = *ev;
 
-    // Reliability after calibration: out of sample when available, since in-sample isotonic bins are
-    // calibrated by construction and would say nothing.
-    std::vector<double> after = oos;
+    // Reliability after calibration: out of sample (the walk-forward's scored trades) when available, since
+    // in-sample isotonic bins are calibrated by construction and would say nothing.
     result.set_reliability_after_out_of_sample(!oos.empty());
-    if (oos.empty()) {
+    std::vector<double> after;
+    absl::Span<const double> labels = all.label;
+    if (!oos.empty()) {
+      after.assign(oos.begin() + first_scored, oos.end());
+      labels = labels.subspan(first_scored);
+    } else {
       after.resize(n);
       for (size_t i = 0; i < n; ++i) after[i] = Apply(*global, all.confidence[i]);
     }
-    for (const auto& b : ReliabilityBins(after, all.label, options.bins, options.min_bin_trades)) {
+    for (const auto& b : ReliabilityBins(after, labels, options.bins, options.min_bin_trades)) {
       *result.add_reliability_after() = b;
     }
   } else {
@@ -191,13 +202,13 @@ absl::StatusOr<clm::v1::CalibrationResult> RunCalibration(const std::vector<clm:
     const StageProgress slice_stage = Stage(progress_or_cancel, 0.6, 0.95);
     for (const auto& [key, idx] : by_symbol) {
       if (!(st = Check(slice_stage, static_cast<double>(done++) / total)).ok()) return st;
-      st = BuildSlice(key, idx, all, result.global_map(), oos, options, result.add_symbol_slices(),
+      st = BuildSlice(key, idx, all, result.global_map(), oos, first_scored, options, result.add_symbol_slices(),
                       result.add_symbol_maps());
       if (!st.ok()) return st;
     }
     for (const auto& [key, idx] : by_model) {
       if (!(st = Check(slice_stage, static_cast<double>(done++) / total)).ok()) return st;
-      st = BuildSlice(key, idx, all, result.global_map(), oos, options, result.add_model_slices(),
+      st = BuildSlice(key, idx, all, result.global_map(), oos, first_scored, options, result.add_model_slices(),
                       result.add_model_maps());
       if (!st.ok()) return st;
     }

@@ -2,18 +2,19 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "lib/calibration/calibrator.h"
+#include "lib/calibration/guard.h"
 #include "lib/calibration/metrics.h"
 #include "lib/calibration/platt.h"
+#include "lib/calibration/venn_abers.h"
 
 namespace clm::calibration {
 namespace {
-
-constexpr double kCiLevel = 0.95;
 
 bool Continue(const StageProgress& progress, double fraction) { return !progress || progress(fraction); }
 
@@ -29,30 +30,42 @@ double Percentile(const std::vector<double>& sorted, double q) {
 
 }  // namespace
 
-absl::StatusOr<clm::v1::CalibrationMap> FitMap(clm::v1::CalibrationMethod method,
-                                               absl::Span<const double> confidence,
+absl::StatusOr<clm::v1::CalibrationMap> FitMap(const ResolvedOptions& options, absl::Span<const double> confidence,
                                                absl::Span<const double> label, IsotonicFitter* fitter) {
   clm::v1::CalibrationMap map;
   map.set_trained_on(confidence.size());
-  if (method == clm::v1::PLATT) {
-    absl::StatusOr<PlattParams> p = FitPlatt(confidence, label);
-    if (!p.ok()) return p.status();
-    map.set_method(clm::v1::PLATT);
-    map.set_platt_a(p->a);
-    map.set_platt_b(p->b);
-    return map;
+  map.set_method(options.method);
+  switch (options.method) {
+    case clm::v1::PLATT: {
+      absl::StatusOr<PlattParams> p = FitPlatt(confidence, label);
+      if (!p.ok()) return p.status();
+      map.set_platt_a(p->a);
+      map.set_platt_b(p->b);
+      break;
+    }
+    case clm::v1::VENN_ABERS: {
+      absl::StatusOr<VennAbersTable> table = FitVennAbers(confidence, label);
+      if (!table.ok()) return table.status();
+      map.mutable_x_thresholds()->Add(table->x.begin(), table->x.end());
+      map.mutable_va_p0()->Add(table->p0.begin(), table->p0.end());
+      map.mutable_va_p1()->Add(table->p1.begin(), table->p1.end());
+      return map;
+    }
+    case clm::v1::ISOTONIC: {
+      IsotonicFitter local;
+      IsotonicThresholds t;
+      absl::Status s = (fitter ? fitter : &local)->Fit(confidence, label, {}, &t);
+      if (!s.ok()) return s;
+      map.mutable_x_thresholds()->Add(t.x.begin(), t.x.end());
+      map.mutable_y_thresholds()->Add(t.y.begin(), t.y.end());
+      break;
+    }
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("method: must be ISOTONIC, PLATT or VENN_ABERS, got ",
+                                                     static_cast<int>(options.method)));
   }
-  if (method != clm::v1::ISOTONIC) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("method: must be ISOTONIC or PLATT, got ", static_cast<int>(method)));
-  }
-  IsotonicFitter local;
-  IsotonicThresholds t;
-  absl::Status s = (fitter ? fitter : &local)->Fit(confidence, label, {}, &t);
-  if (!s.ok()) return s;
-  map.set_method(clm::v1::ISOTONIC);
-  map.mutable_x_thresholds()->Add(t.x.begin(), t.x.end());
-  map.mutable_y_thresholds()->Add(t.y.begin(), t.y.end());
+  absl::Status guarded = GuardMap(confidence, label, options.prior_trades, options.ci_level, options.bins, &map);
+  if (!guarded.ok()) return guarded;
   return map;
 }
 
@@ -99,16 +112,39 @@ class Xoshiro256 final {
 
 }  // namespace
 
+size_t BootstrapBlockLength(size_t n) {
+  return std::max<size_t>(1, static_cast<size_t>(std::llround(std::cbrt(static_cast<double>(n)))));
+}
+
 absl::StatusOr<BootstrapInterval> BootstrapImprovement(absl::Span<const double> before_sq,
                                                        absl::Span<const double> after_sq, int resamples,
-                                                       uint64_t seed, double level,
+                                                       uint64_t seed, double level, size_t block_length,
                                                        const StageProgress& progress) {
   BootstrapInterval out;
   const size_t n = before_sq.size();
   if (n == 0 || resamples <= 0) return out;
-  // Each draw reads both errors of one trade: side by side they cost one cache miss, not two.
-  std::vector<std::pair<double, double>> pairs(n);
-  for (size_t i = 0; i < n; ++i) pairs[i] = {before_sq[i], after_sq[i]};
+  if (after_sq.size() != n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("after_sq: must have the size of before_sq (", n, "), got ", after_sq.size()));
+  }
+  const size_t len = std::clamp<size_t>(block_length, 1, n);
+  // Block sums by prefix sums over the series and its wrap-around, so a block costs O(1) whatever its length:
+  // sum of [j, j + len) = prefix[j + len] - prefix[j], with the series repeated once.
+  std::vector<std::pair<double, double>> block(n);
+  {
+    double before = 0.0, after = 0.0;
+    for (size_t i = 0; i < len; ++i) {
+      before += before_sq[i];
+      after += after_sq[i];
+    }
+    for (size_t j = 0; j < n; ++j) {
+      block[j] = {before, after};
+      const size_t out_i = j, in_i = (j + len) % n;
+      before += before_sq[in_i] - before_sq[out_i];
+      after += after_sq[in_i] - after_sq[out_i];
+    }
+  }
+  const size_t blocks = (n + len - 1) / len;
   Xoshiro256 rng(seed);
   std::vector<double> stats;
   stats.reserve(resamples);
@@ -117,12 +153,12 @@ absl::StatusOr<BootstrapInterval> BootstrapImprovement(absl::Span<const double> 
       return absl::CancelledError("calibration cancelled during the bootstrap");
     }
     double before = 0.0, after = 0.0;
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t b = 0; b < blocks; ++b) {
       // Multiply-shift maps a 64-bit draw onto [0, n) with fixed arithmetic (no library-specific
       // distribution), so a seed gives the same interval everywhere.
       const size_t j = static_cast<size_t>((static_cast<unsigned __int128>(rng()) * n) >> 64);
-      before += pairs[j].first;
-      after += pairs[j].second;
+      before += block[j].first;
+      after += block[j].second;
     }
     stats.push_back(ImprovementPct(before, after));
   }
@@ -133,13 +169,12 @@ absl::StatusOr<BootstrapInterval> BootstrapImprovement(absl::Span<const double> 
   return out;
 }
 
-absl::StatusOr<clm::v1::EvaluationResult> Evaluate(clm::v1::CalibrationMethod method,
-                                                   absl::Span<const double> confidence,
+absl::StatusOr<clm::v1::EvaluationResult> Evaluate(absl::Span<const double> confidence,
                                                    absl::Span<const double> label,
                                                    absl::Span<const int64_t> closed_at_us,
                                                    const clm::v1::CalibrationMap& full_map,
                                                    const ResolvedOptions& options, const StageProgress& progress,
-                                                   std::vector<double>* out_of_sample) {
+                                                   std::vector<double>* out_of_sample, size_t* first_scored) {
   const size_t n = confidence.size();
   if (label.size() != n || closed_at_us.size() != n) {
     return absl::InvalidArgumentError(absl::StrCat("label/closed_at_us: must have the size of confidence (", n,
@@ -153,11 +188,16 @@ absl::StatusOr<clm::v1::EvaluationResult> Evaluate(clm::v1::CalibrationMethod me
     }
   }
   if (out_of_sample) out_of_sample->clear();
+  if (first_scored) *first_scored = n;
 
   clm::v1::EvaluationResult ev;
   ev.set_folds(options.folds);
-  ev.set_ci_level(kCiLevel);
+  ev.set_ci_level(options.ci_level);
   ev.set_bootstrap_resamples(options.bootstrap_resamples);
+  const int blocks = options.folds + 1;
+  ev.set_scheme(absl::StrCat("walk-forward: trades ordered by close time in ", blocks,
+                             " contiguous blocks; block i >= 1 is scored by a map fitted only on blocks before it "
+                             "(expanding window); block 0 only trains"));
 
   std::vector<double> calibrated(n);
   for (size_t i = 0; i < n; ++i) calibrated[i] = Apply(full_map, confidence[i]);
@@ -165,63 +205,68 @@ absl::StatusOr<clm::v1::EvaluationResult> Evaluate(clm::v1::CalibrationMethod me
   *ev.mutable_in_sample_after() = ComputeMetrics(calibrated, label, options.bins);
   ev.set_in_sample_improvement_pct(ImprovementPct(ev.in_sample_before().mse(), ev.in_sample_after().mse()));
 
-  const size_t min_points = 2 * static_cast<size_t>(options.folds);
+  const size_t min_points = 2 * static_cast<size_t>(blocks);
   if (n < min_points) {
     ev.set_cross_validated(false);
-    ev.set_note(absl::StrCat("out-of-sample evaluation not run: ", n, " labelled trades, ", options.folds,
-                             "-fold time-ordered cross-validation needs at least ", min_points));
+    ev.set_note(absl::StrCat("out-of-sample evaluation not run: ", n, " labelled trades, walk-forward over ",
+                             blocks, " blocks needs at least ", min_points));
     return ev;
   }
 
-  // Each fold is scored by a map that never saw it; the training set is the other folds, in time order.
-  std::vector<double> oos(n);
-  std::vector<double> train_x, train_y;
-  train_x.reserve(n);
-  train_y.reserve(n);
+  // Block i is scored by a map fitted on blocks 0..i-1: the training set is always a prefix in time.
+  const std::vector<FoldRange> folds = TimeOrderedFolds(n, blocks);
+  const size_t scored_from = folds[1].begin;
+  std::vector<double> oos(n, std::numeric_limits<double>::quiet_NaN());
   IsotonicFitter fitter;
-  const std::vector<FoldRange> folds = TimeOrderedFolds(n, options.folds);
-  for (size_t f = 0; f < folds.size(); ++f) {
-    if (!Continue(progress, 0.8 * static_cast<double>(f) / folds.size())) {
-      return absl::CancelledError("calibration cancelled during cross-validation");
+  for (size_t f = 1; f < folds.size(); ++f) {
+    if (!Continue(progress, 0.8 * static_cast<double>(f - 1) / (folds.size() - 1))) {
+      return absl::CancelledError("calibration cancelled during the walk-forward evaluation");
     }
     const FoldRange fold = folds[f];
-    train_x.clear();
-    train_y.clear();
-    for (size_t i = 0; i < n; ++i) {
-      if (i >= fold.begin && i < fold.end) continue;
-      train_x.push_back(confidence[i]);
-      train_y.push_back(label[i]);
-    }
-    absl::StatusOr<clm::v1::CalibrationMap> map = FitMap(method, train_x, train_y, &fitter);
+    absl::StatusOr<clm::v1::CalibrationMap> map =
+        FitMap(options, confidence.subspan(0, fold.begin), label.subspan(0, fold.begin), &fitter);
     if (!map.ok()) return map.status();
-    for (size_t i = fold.begin; i < fold.end; ++i) oos[i] = Apply(*map, confidence[i]);
+    absl::StatusOr<Calibrator> compiled = Calibrator::Create(*map);
+    if (!compiled.ok()) return compiled.status();
+    for (size_t i = fold.begin; i < fold.end; ++i) oos[i] = compiled->Apply(confidence[i]);
     const size_t len = fold.end - fold.begin;
     clm::v1::FoldResult* fr = ev.add_fold_results();
     fr->set_index(static_cast<int>(f));
-    fr->set_train_count(n - len);
+    fr->set_train_count(fold.begin);
     fr->set_test_count(len);
     fr->set_test_from_us(closed_at_us[fold.begin]);
     fr->set_test_to_us(closed_at_us[fold.end - 1]);
     fr->set_mse_before(Mse(confidence.subspan(fold.begin, len), label.subspan(fold.begin, len)));
     fr->set_mse_after(Mse(absl::MakeConstSpan(oos).subspan(fold.begin, len), label.subspan(fold.begin, len)));
   }
+  const size_t scored = n - scored_from;
+  const auto scored_conf = confidence.subspan(scored_from);
+  const auto scored_label = label.subspan(scored_from);
+  const auto scored_oos = absl::MakeConstSpan(oos).subspan(scored_from);
   ev.set_cross_validated(true);
-  *ev.mutable_out_of_sample_before() = ComputeMetrics(confidence, label, options.bins);
-  *ev.mutable_out_of_sample_after() = ComputeMetrics(oos, label, options.bins);
+  ev.set_scored(scored);
+  *ev.mutable_out_of_sample_before() = ComputeMetrics(scored_conf, scored_label, options.bins);
+  *ev.mutable_out_of_sample_after() = ComputeMetrics(scored_oos, scored_label, options.bins);
   ev.set_improvement_pct(ImprovementPct(ev.out_of_sample_before().mse(), ev.out_of_sample_after().mse()));
 
-  std::vector<double> before_sq(n), after_sq(n);
-  for (size_t i = 0; i < n; ++i) {
-    before_sq[i] = (confidence[i] - label[i]) * (confidence[i] - label[i]);
-    after_sq[i] = (oos[i] - label[i]) * (oos[i] - label[i]);
+  std::vector<double> before_sq(scored), after_sq(scored);
+  for (size_t i = 0; i < scored; ++i) {
+    before_sq[i] = (scored_conf[i] - scored_label[i]) * (scored_conf[i] - scored_label[i]);
+    after_sq[i] = (scored_oos[i] - scored_label[i]) * (scored_oos[i] - scored_label[i]);
   }
+  const size_t block_length = BootstrapBlockLength(scored);
+  ev.set_interval_method(absl::StrCat("moving-block bootstrap of the ", scored, " scored trades in close-time order (",
+                                      options.bootstrap_resamples, " resamples, blocks of ", block_length,
+                                      " consecutive trades), percentile interval at ", options.ci_level));
   const StageProgress bootstrap_progress = [&progress](double f) { return Continue(progress, 0.8 + 0.2 * f); };
-  absl::StatusOr<BootstrapInterval> ci = BootstrapImprovement(before_sq, after_sq, options.bootstrap_resamples,
-                                                              options.seed, kCiLevel, bootstrap_progress);
+  absl::StatusOr<BootstrapInterval> ci =
+      BootstrapImprovement(before_sq, after_sq, options.bootstrap_resamples, options.seed, options.ci_level,
+                           block_length, bootstrap_progress);
   if (!ci.ok()) return ci.status();
   ev.set_improvement_ci_low(ci->low);
   ev.set_improvement_ci_high(ci->high);
   if (out_of_sample) *out_of_sample = std::move(oos);
+  if (first_scored) *first_scored = scored_from;
   return ev;
 }
 

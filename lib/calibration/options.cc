@@ -43,6 +43,9 @@ clm::v1::CalibrationOptions ResolvedOptions::ToProto() const {
   o.set_rebalance_threshold(rebalance_threshold);
   o.set_max_symbol_share(max_symbol_share);
   o.set_max_improvement_gap_pct(max_improvement_gap_pct);
+  o.set_min_improvement_pct(min_improvement_pct);
+  o.set_ci_level(ci_level);
+  o.set_prior_trades(prior_trades);
   return o;
 }
 
@@ -54,11 +57,12 @@ absl::StatusOr<ResolvedOptions> ResolveOptions(const clm::v1::CalibrationOptions
       r.method = clm::v1::ISOTONIC;
       break;
     case clm::v1::PLATT:
-      r.method = clm::v1::PLATT;
+    case clm::v1::VENN_ABERS:
+      r.method = in.method();
       break;
     default:
       return absl::InvalidArgumentError(absl::StrCat(
-          "options.method: must be ISOTONIC or PLATT, got ", static_cast<int>(in.method())));
+          "options.method: must be ISOTONIC, PLATT or VENN_ABERS, got ", static_cast<int>(in.method())));
   }
   switch (in.neutral_handling()) {
     case clm::v1::NEUTRAL_UNSPECIFIED:
@@ -121,6 +125,26 @@ absl::StatusOr<ResolvedOptions> ResolveOptions(const clm::v1::CalibrationOptions
       return s;
     }
     r.max_improvement_gap_pct = in.max_improvement_gap_pct();
+  }
+  if (in.min_improvement_pct() != 0.0) {
+    const double v = in.min_improvement_pct();
+    if (!std::isfinite(v) || v < 0.0 || v >= 100.0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("options.min_improvement_pct: must be within [0, 100), got ", v));
+    }
+    r.min_improvement_pct = v;
+  }
+  if (in.ci_level() != 0.0) {
+    const double v = in.ci_level();
+    if (!std::isfinite(v) || v < 0.5 || v > 0.999) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("options.ci_level: must be within [0.5, 0.999] (0 means the default), got ", v));
+    }
+    r.ci_level = v;
+  }
+  if (in.prior_trades() != 0.0) {
+    if (!(s = CheckPositiveRange("prior_trades", in.prior_trades(), 1e6)).ok()) return s;
+    r.prior_trades = in.prior_trades();
   }
   return r;
 }

@@ -23,6 +23,9 @@ struct ResolvedOptions {
   static constexpr double kDefaultRebalanceThreshold = 0.02;
   static constexpr double kDefaultMaxSymbolShare = 0.6;
   static constexpr double kDefaultMaxImprovementGapPct = 10.0;
+  static constexpr double kDefaultMinImprovementPct = 0.0;
+  static constexpr double kDefaultCiLevel = 0.95;
+  static constexpr double kDefaultPriorTrades = 10.0;
 
   clm::v1::CalibrationMethod method = clm::v1::ISOTONIC;
   int folds = kDefaultFolds;
@@ -38,6 +41,9 @@ struct ResolvedOptions {
   double rebalance_threshold = kDefaultRebalanceThreshold;
   double max_symbol_share = kDefaultMaxSymbolShare;
   double max_improvement_gap_pct = kDefaultMaxImprovementGapPct;
+  double min_improvement_pct = kDefaultMinImprovementPct;
+  double ci_level = kDefaultCiLevel;
+  double prior_trades = kDefaultPriorTrades;
 
   // The effective options as a message, every field set: what a result reports it ran with.
   clm::v1::CalibrationOptions ToProto() const;

@@ -18,7 +18,14 @@ std::string Time(int64_t us) {
 std::string Pct(double fraction) { return absl::StrFormat("%.1f%%", fraction * 100.0); }
 
 std::string MethodName(clm::v1::CalibrationMethod m) {
-  return m == clm::v1::PLATT ? "Platt scaling (sigmoid)" : "Isotonic regression";
+  switch (m) {
+    case clm::v1::PLATT:
+      return "Platt scaling (sigmoid), guarded";
+    case clm::v1::VENN_ABERS:
+      return "Venn-Abers (inductive, two isotonic fits)";
+    default:
+      return "Isotonic regression, guarded";
+  }
 }
 
 void AppendMetricsRow(std::string* out, const std::string& name, const clm::v1::Metrics& before,
@@ -90,17 +97,17 @@ std::string RenderMarkdown(const clm::v1::CalibrationResult& r) {
          "ECE before / after | MCE before / after |\n|---|---|---|---|---|---|---|---|\n";
   AppendMetricsRow(&out, "In-sample", ev.in_sample_before(), ev.in_sample_after(), ev.in_sample_improvement_pct());
   if (ev.cross_validated()) {
-    AppendMetricsRow(&out, absl::StrCat("Out-of-sample (", ev.folds(), "-fold, time-ordered)"),
+    AppendMetricsRow(&out, absl::StrCat("Out-of-sample (walk-forward, ", ev.scored(), " trades)"),
                      ev.out_of_sample_before(), ev.out_of_sample_after(), ev.improvement_pct());
     absl::StrAppendFormat(&out,
-                          "\nOut-of-sample improvement %+.1f%%, %.0f%% bootstrap interval [%+.1f%%, %+.1f%%] "
-                          "(%d resamples). In-sample figures fit and score the same trades and overstate the "
+                          "\nOut-of-sample improvement %+.1f%%, %.0f%% interval [%+.1f%%, %+.1f%%]. Scheme: %s. "
+                          "Interval: %s. In-sample figures fit and score the same trades and overstate the "
                           "gain; decisions use the out-of-sample ones.\n\n",
                           ev.improvement_pct(), ev.ci_level() * 100.0, ev.improvement_ci_low(),
-                          ev.improvement_ci_high(), ev.bootstrap_resamples());
-    out += "| Fold | Held-out period | Train | Test | MSE before | MSE after |\n|---|---|---|---|---|---|\n";
+                          ev.improvement_ci_high(), ev.scheme(), ev.interval_method());
+    out += "| Block | Scored period | Trained on | Scored | MSE before | MSE after |\n|---|---|---|---|---|---|\n";
     for (const auto& f : ev.fold_results()) {
-      absl::StrAppendFormat(&out, "| %d | %s to %s | %d | %d | %.4f | %.4f |\n", f.index() + 1,
+      absl::StrAppendFormat(&out, "| %d | %s to %s | %d | %d | %.4f | %.4f |\n", f.index(),
                             Time(f.test_from_us()), Time(f.test_to_us()), f.train_count(), f.test_count(),
                             f.mse_before(), f.mse_after());
     }

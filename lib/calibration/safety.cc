@@ -13,6 +13,25 @@ namespace {
 
 constexpr int kGridPoints = 101;
 
+// The labelled trades behind the map's value at c: for a guarded map, the fewer of the two knots around c
+// (a segment between knots interpolates both); otherwise the raw reliability bin holding c.
+double EvidenceAt(const clm::v1::CalibrationResult& result, double c) {
+  const clm::v1::CalibrationMap& map = result.global_map();
+  const int n = std::min(map.guard_x_size(), map.guard_trades_size());
+  if (n > 0) {
+    const auto& x = map.guard_x();
+    const int hi = static_cast<int>(std::lower_bound(x.begin(), x.begin() + n, c) - x.begin());
+    if (hi < n && x[hi] == c) return map.guard_trades(hi);
+    if (hi == 0) return map.guard_trades(0);
+    if (hi == n) return map.guard_trades(n - 1);
+    return std::min(map.guard_trades(hi - 1), map.guard_trades(hi));
+  }
+  for (const clm::v1::ReliabilityBin& bin : result.reliability_before()) {
+    if (c >= bin.lo() && (c < bin.hi() || bin.hi() >= 1.0)) return static_cast<double>(bin.count());
+  }
+  return 0.0;
+}
+
 }  // namespace
 
 clm::v1::SafetyValidation ValidateSafety(const clm::v1::CalibrationResult& result, const ResolvedOptions& options,
@@ -27,39 +46,53 @@ clm::v1::SafetyValidation ValidateSafety(const clm::v1::CalibrationResult& resul
   }
 
   bool shift_warning = false;
+  bool thin_shift_warning = false;
+  const clm::v1::CalibrationMap& map = result.global_map();
   if (!result.has_global_map()) {
     s.add_errors("no calibration map was fitted");
-  } else if (absl::Status v = ValidateMap(result.global_map()); !v.ok()) {
+  } else if (absl::Status v = ValidateMap(map); !v.ok()) {
     s.add_errors(absl::StrCat("invalid calibration map: ", v.message()));
   } else {
     double lo = std::clamp(min_confidence, 0.0, 1.0);
     double hi = std::clamp(max_confidence, 0.0, 1.0);
     if (hi < lo) std::swap(lo, hi);
-    // A grid over the range plus every isotonic threshold inside it: an isotonic map minus the identity is
-    // piecewise linear, so its largest deviation lies on a threshold or an end of the range and the shift
-    // below is exact; for a Platt map the grid bounds it to within a grid step.
+    // A grid over the range plus every knot inside it: an isotonic map and its bounds are piecewise linear
+    // between knots, so their extremes lie on a knot or an end of the range and the figures below are exact;
+    // for Platt and Venn-Abers maps the grid bounds them to within a grid step.
     std::vector<double> points;
-    points.reserve(kGridPoints + result.global_map().x_thresholds_size());
+    points.reserve(kGridPoints + map.x_thresholds_size() + map.guard_x_size());
     for (int i = 0; i < kGridPoints; ++i) {
       points.push_back((i + 1 == kGridPoints) ? hi : lo + (hi - lo) * i / (kGridPoints - 1));
     }
-    for (double x : result.global_map().x_thresholds()) {
-      if (x > lo && x < hi) points.push_back(x);
+    for (const auto* knots : {&map.x_thresholds(), &map.guard_x()}) {
+      for (double x : *knots) {
+        if (x > lo && x < hi) points.push_back(x);
+      }
     }
     std::sort(points.begin(), points.end());
-    double prev = -1.0, max_shift = 0.0, at = lo;
-    bool finite = true, monotone = true;
+    double prev = -1.0, max_shift = 0.0, at = lo, widest = 0.0, widest_at = lo, thin_shift = 0.0, thin_at = lo;
+    bool finite = true, monotone = true, certain = false;
     for (double c : points) {
-      const double p = Apply(result.global_map(), c);
-      if (!std::isfinite(p) || p < 0.0 || p > 1.0) {
+      const Calibrated p = ApplyWithBounds(map, c);
+      if (!std::isfinite(p.probability) || p.probability < 0.0 || p.probability > 1.0) {
         finite = false;
         break;
       }
-      if (p < prev) monotone = false;
-      prev = p;
-      if (std::fabs(p - c) > max_shift) {
-        max_shift = std::fabs(p - c);
+      if (p.probability <= 0.0 || p.probability >= 1.0) certain = true;
+      if (p.probability < prev) monotone = false;
+      prev = p.probability;
+      const double shift = std::fabs(p.probability - c);
+      if (shift > max_shift) {
+        max_shift = shift;
         at = c;
+      }
+      if (p.upper - p.lower > widest) {
+        widest = p.upper - p.lower;
+        widest_at = c;
+      }
+      if (EvidenceAt(result, c) < options.min_bin_trades && shift > thin_shift) {
+        thin_shift = shift;
+        thin_at = c;
       }
     }
     if (!finite) {
@@ -68,17 +101,30 @@ clm::v1::SafetyValidation ValidateSafety(const clm::v1::CalibrationResult& resul
       if (!monotone) {
         s.add_errors("calibration map is not monotone: a higher confidence would get a lower probability");
       }
+      if (certain) {
+        s.add_errors("calibration map claims certainty: it gives a probability of exactly 0 or 1");
+      }
       s.set_max_shift(max_shift);
+      s.set_widest_interval(widest);
+      s.set_widest_interval_at(widest_at);
+      s.set_thin_max_shift(thin_shift);
+      s.set_thin_max_shift_at(thin_at);
       if (max_shift > options.max_shift) {
         shift_warning = true;
         s.add_warnings(absl::StrFormat("large shift: confidence %.3f moves by %.3f (limit %.2f)", at, max_shift,
                                        options.max_shift));
       }
+      if (thin_shift > options.tolerance) {
+        thin_shift_warning = true;
+        s.add_warnings(absl::StrFormat(
+            "thin evidence: confidence %.3f moves by %.3f on fewer than %d trades", thin_at, thin_shift,
+            options.min_bin_trades));
+      }
     }
   }
 
   const clm::v1::EvaluationResult& ev = result.evaluation();
-  bool gap_warning = false, ci_warning = false;
+  bool gap_warning = false;
   if (!ev.cross_validated()) {
     s.add_errors(absl::StrCat("no out-of-sample evaluation: ",
                               ev.note().empty() ? "cross-validation did not run" : ev.note()));
@@ -95,11 +141,16 @@ clm::v1::SafetyValidation ValidateSafety(const clm::v1::CalibrationResult& resul
           "possible over-fitting: in-sample improvement %.1f%% vs out-of-sample %.1f%% (gap above %.1f points)",
           ev.in_sample_improvement_pct(), ev.improvement_pct(), options.max_improvement_gap_pct));
     }
-    if (ev.bootstrap_resamples() > 0 && !(ev.improvement_ci_low() > 0.0)) {
-      ci_warning = true;
-      s.add_warnings(absl::StrFormat(
-          "improvement not significant: %.0f%% bootstrap interval [%.1f%%, %.1f%%] does not exclude 0",
-          ev.ci_level() * 100.0, ev.improvement_ci_low(), ev.improvement_ci_high()));
+    // Significance: the whole interval must lie above the required improvement.
+    if (ev.improvement_ci_high() < 0.0) {
+      s.add_errors(absl::StrFormat(
+          "calibration is significantly worse out of sample: %.0f%% interval of the improvement [%.1f%%, %.1f%%] "
+          "lies below 0", ev.ci_level() * 100.0, ev.improvement_ci_low(), ev.improvement_ci_high()));
+    } else if (!(ev.improvement_ci_low() > options.min_improvement_pct)) {
+      s.add_errors(absl::StrFormat(
+          "improvement not significant: %.0f%% interval of the out-of-sample improvement [%.1f%%, %.1f%%] does not "
+          "lie above %g%% (min_improvement_pct)",
+          ev.ci_level() * 100.0, ev.improvement_ci_low(), ev.improvement_ci_high(), options.min_improvement_pct));
     }
   }
 
@@ -129,7 +180,7 @@ clm::v1::SafetyValidation ValidateSafety(const clm::v1::CalibrationResult& resul
   // kRiskFormula, term by term.
   double risk = 1.0;
   if (s.errors_size() == 0) {
-    risk = 0.30 * shift_warning + 0.25 * gap_warning + 0.20 * ci_warning + 0.15 * dominance_warning +
+    risk = 0.30 * shift_warning + 0.25 * gap_warning + 0.20 * thin_shift_warning + 0.15 * dominance_warning +
            0.10 * (thin > 0);
     risk = std::min(1.0, risk);
   }

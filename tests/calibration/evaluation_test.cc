@@ -1,5 +1,6 @@
 #include "lib/calibration/evaluation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -54,76 +55,128 @@ TEST(Folds, ContiguousDisjointAndCovering) {
   }
 }
 
-TEST(Evaluate, FoldsAreTimeOrderedAndHeldOut) {
-  const Data d = MakeData(1000, 3);
+ResolvedOptions WithMethod(clm::v1::CalibrationMethod method) {
   ResolvedOptions o;
-  auto full = FitMap(clm::v1::ISOTONIC, d.confidence, d.label);
+  o.method = method;
+  return o;
+}
+
+TEST(Evaluate, WalkForwardScoresEachBlockWithEarlierTradesOnly) {
+  const Data d = MakeData(1200, 3);
+  const ResolvedOptions o;  // 5 folds: 6 blocks of 200
+  auto full = FitMap(o, d.confidence, d.label);
   ASSERT_TRUE(full.ok());
   std::vector<double> oos;
-  auto ev = Evaluate(clm::v1::ISOTONIC, d.confidence, d.label, d.closed_at_us, *full, o, nullptr, &oos);
+  size_t first_scored = 0;
+  auto ev = Evaluate(d.confidence, d.label, d.closed_at_us, *full, o, nullptr, &oos, &first_scored);
   ASSERT_TRUE(ev.ok()) << ev.status();
   ASSERT_TRUE(ev->cross_validated());
+  EXPECT_NE(ev->scheme().find("walk-forward"), std::string::npos) << ev->scheme();
+  EXPECT_NE(ev->interval_method().find("moving-block bootstrap"), std::string::npos) << ev->interval_method();
+  EXPECT_EQ(first_scored, 200u);
+  EXPECT_EQ(ev->scored(), 1000u);
   ASSERT_EQ(ev->fold_results_size(), 5);
-  uint64_t tested = 0;
   for (int f = 0; f < 5; ++f) {
     const auto& fr = ev->fold_results(f);
-    EXPECT_EQ(fr.train_count() + fr.test_count(), 1000u);
-    tested += fr.test_count();
-    EXPECT_LE(fr.test_from_us(), fr.test_to_us());
+    EXPECT_EQ(fr.index(), f + 1);
+    EXPECT_EQ(fr.train_count(), 200u * (f + 1)) << "an expanding window: every block before this one";
+    EXPECT_EQ(fr.test_count(), 200u);
+    EXPECT_EQ(fr.test_from_us(), d.closed_at_us[200 * (f + 1)]);
     if (f > 0) {
-      EXPECT_GT(fr.test_from_us(), ev->fold_results(f - 1).test_to_us());  // disjoint, in time order
+      EXPECT_GT(fr.test_from_us(), ev->fold_results(f - 1).test_to_us());
     }
   }
-  EXPECT_EQ(tested, 1000u);
+  ASSERT_EQ(oos.size(), 1200u);
+  for (size_t i = 0; i < 200; ++i) EXPECT_TRUE(std::isnan(oos[i])) << "block 0 only trains";
 
-  // Fold 2's predictions come from a map fitted on folds 0, 1, 3, 4 only.
-  std::vector<double> tx, ty;
-  for (size_t i = 0; i < 1000; ++i) {
-    if (i >= 400 && i < 600) continue;
-    tx.push_back(d.confidence[i]);
-    ty.push_back(d.label[i]);
+  // Each scored trade's prediction comes from a map fitted only on the trades closed before its block:
+  // refitting on that prefix gives the same value, and no later trade could have been seen.
+  for (size_t block = 1; block <= 5; ++block) {
+    const size_t begin = 200 * block;
+    auto prefix = FitMap(o, absl::MakeConstSpan(d.confidence).subspan(0, begin),
+                         absl::MakeConstSpan(d.label).subspan(0, begin));
+    ASSERT_TRUE(prefix.ok());
+    for (size_t i = begin; i < begin + 200; ++i) {
+      EXPECT_EQ(oos[i], Apply(*prefix, d.confidence[i])) << i;
+      EXPECT_LT(d.closed_at_us[begin - 1], d.closed_at_us[i]);
+    }
   }
-  auto held_out = FitMap(clm::v1::ISOTONIC, tx, ty);
-  ASSERT_TRUE(held_out.ok());
-  ASSERT_EQ(oos.size(), 1000u);
-  for (size_t i = 400; i < 600; ++i) EXPECT_EQ(oos[i], Apply(*held_out, d.confidence[i]));
 
   // The engine's confidences are too steep: calibration helps out of sample, but less than in sample.
+  std::vector<double> scored_conf(d.confidence.begin() + 200, d.confidence.end());
+  std::vector<double> scored_label(d.label.begin() + 200, d.label.end());
+  std::vector<double> scored_oos(oos.begin() + 200, oos.end());
+  EXPECT_EQ(ev->out_of_sample_before().count(), 1000u);
+  EXPECT_NEAR(ev->out_of_sample_before().mse(), Mse(scored_conf, scored_label), 1e-15);
+  EXPECT_NEAR(ev->out_of_sample_after().mse(), Mse(scored_oos, scored_label), 1e-15);
   EXPECT_LT(ev->out_of_sample_after().mse(), ev->out_of_sample_before().mse());
   EXPECT_GT(ev->improvement_pct(), 0.0);
   EXPECT_GE(ev->in_sample_improvement_pct(), ev->improvement_pct());
-  EXPECT_NEAR(ev->out_of_sample_after().mse(), Mse(oos, d.label), 1e-15);
   EXPECT_LT(ev->improvement_ci_low(), ev->improvement_pct());
   EXPECT_GT(ev->improvement_ci_high(), ev->improvement_pct());
+}
+
+// A map fitted on the past does not fit a market that changed: walk-forward says so, where k-fold
+// cross-validation (training on later trades too) would borrow the future and look better.
+TEST(Evaluate, DriftIsSeenAsWorseOutOfSample) {
+  std::mt19937_64 rng(11);
+  Data d;
+  const size_t n = 3000;
+  for (size_t i = 0; i < n; ++i) {
+    const double c = 0.3 + 0.5 * testing::Uniform(rng);
+    // Early trades win far less often than claimed, late ones far more: the relation flips over time.
+    const double t = static_cast<double>(i) / n;
+    const double p = std::clamp(c + (t < 0.5 ? -0.25 : 0.2), 0.02, 0.98);
+    d.confidence.push_back(c);
+    d.label.push_back(testing::Uniform(rng) < p ? 1.0 : 0.0);
+    d.closed_at_us.push_back(static_cast<int64_t>(i) * 1000);
+  }
+  const ResolvedOptions o;
+  auto full = FitMap(o, d.confidence, d.label);
+  ASSERT_TRUE(full.ok());
+  auto ev = Evaluate(d.confidence, d.label, d.closed_at_us, *full, o, nullptr, nullptr);
+  ASSERT_TRUE(ev.ok());
+  // A last-20% holdout: fit on the first 80%, score the rest.
+  const size_t cut = n * 4 / 5;
+  auto early = FitMap(o, absl::MakeConstSpan(d.confidence).subspan(0, cut), absl::MakeConstSpan(d.label).subspan(0, cut));
+  ASSERT_TRUE(early.ok());
+  std::vector<double> raw, calibrated, labels;
+  for (size_t i = cut; i < n; ++i) {
+    raw.push_back(d.confidence[i]);
+    calibrated.push_back(Apply(*early, d.confidence[i]));
+    labels.push_back(d.label[i]);
+  }
+  const double holdout = ImprovementPct(Mse(raw, labels), Mse(calibrated, labels));
+  EXPECT_LT(holdout, 0.0);
+  EXPECT_LT(ev->improvement_pct(), 0.0) << "walk-forward must not hide the drift";
+  EXPECT_LT(ev->improvement_ci_low(), 0.0);
 }
 
 TEST(Evaluate, RejectsUnorderedTimes) {
   Data d = MakeData(50, 1);
   std::swap(d.closed_at_us[10], d.closed_at_us[20]);
-  auto full = FitMap(clm::v1::ISOTONIC, d.confidence, d.label);
-  auto ev = Evaluate(clm::v1::ISOTONIC, d.confidence, d.label, d.closed_at_us, *full, ResolvedOptions(), nullptr,
-                     nullptr);
+  auto full = FitMap(ResolvedOptions(), d.confidence, d.label);
+  auto ev = Evaluate(d.confidence, d.label, d.closed_at_us, *full, ResolvedOptions(), nullptr, nullptr);
   EXPECT_EQ(ev.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(Evaluate, TooFewTradesIsReportedNotAnError) {
-  const Data d = MakeData(9, 1);  // 5 folds need 10
-  auto full = FitMap(clm::v1::ISOTONIC, d.confidence, d.label);
+  const Data d = MakeData(11, 1);  // 5 folds walk forward over 6 blocks, which need 12
+  auto full = FitMap(ResolvedOptions(), d.confidence, d.label);
   std::vector<double> oos = {1.0};
-  auto ev = Evaluate(clm::v1::ISOTONIC, d.confidence, d.label, d.closed_at_us, *full, ResolvedOptions(), nullptr,
-                     &oos);
+  auto ev = Evaluate(d.confidence, d.label, d.closed_at_us, *full, ResolvedOptions(), nullptr, &oos);
   ASSERT_TRUE(ev.ok());
   EXPECT_FALSE(ev->cross_validated());
   EXPECT_TRUE(oos.empty());
-  EXPECT_NE(ev->note().find("needs at least 10"), std::string::npos) << ev->note();
-  EXPECT_EQ(ev->in_sample_before().count(), 9u);
+  EXPECT_NE(ev->note().find("needs at least 12"), std::string::npos) << ev->note();
+  EXPECT_EQ(ev->in_sample_before().count(), 11u);
 }
 
 TEST(Evaluate, CancelStopsCrossValidation) {
   const Data d = MakeData(200, 1);
-  auto full = FitMap(clm::v1::ISOTONIC, d.confidence, d.label);
+  auto full = FitMap(ResolvedOptions(), d.confidence, d.label);
   int calls = 0;
-  auto ev = Evaluate(clm::v1::ISOTONIC, d.confidence, d.label, d.closed_at_us, *full, ResolvedOptions(),
+  auto ev = Evaluate(d.confidence, d.label, d.closed_at_us, *full, ResolvedOptions(),
                      [&calls](double) { return ++calls < 3; }, nullptr);
   EXPECT_EQ(ev.status().code(), absl::StatusCode::kCancelled);
 }
@@ -135,9 +188,9 @@ TEST(Bootstrap, DeterministicPerSeed) {
     before[i] = std::pow(d.confidence[i] - d.label[i], 2);
     after[i] = std::pow(0.2 + 0.5 * d.confidence[i] - d.label[i], 2);
   }
-  auto a = BootstrapImprovement(before, after, 1000, 42, 0.95, nullptr);
-  auto b = BootstrapImprovement(before, after, 1000, 42, 0.95, nullptr);
-  auto c = BootstrapImprovement(before, after, 1000, 43, 0.95, nullptr);
+  auto a = BootstrapImprovement(before, after, 1000, 42, 0.95, 8, nullptr);
+  auto b = BootstrapImprovement(before, after, 1000, 42, 0.95, 8, nullptr);
+  auto c = BootstrapImprovement(before, after, 1000, 43, 0.95, 8, nullptr);
   ASSERT_TRUE(a.ok() && b.ok() && c.ok());
   EXPECT_EQ(a->low, b->low);
   EXPECT_EQ(a->high, b->high);
@@ -153,14 +206,52 @@ TEST(Bootstrap, DeterministicPerSeed) {
   EXPECT_GT(a->low, 0.0);  // the true map is clearly better
 }
 
+// Serial dependence widens the interval: with runs of identical errors (as when a whole block is scored by
+// one poor map), blocks keep the runs together and the interval is wider than the i.i.d. bootstrap's.
+TEST(Bootstrap, BlocksWidenTheIntervalUnderSerialDependence) {
+  std::mt19937_64 rng(3);
+  std::vector<double> before, after;
+  for (int run = 0; run < 60; ++run) {
+    const double gain = testing::Uniform(rng) - 0.4;  // each run helps or hurts as a whole
+    for (int i = 0; i < 20; ++i) {
+      before.push_back(0.25);
+      after.push_back(0.25 - 0.05 * gain);
+    }
+  }
+  auto iid = BootstrapImprovement(before, after, 2000, 7, 0.95, 1, nullptr);
+  auto blocks = BootstrapImprovement(before, after, 2000, 7, 0.95, 20, nullptr);
+  ASSERT_TRUE(iid.ok() && blocks.ok());
+  EXPECT_GT(blocks->high - blocks->low, 2.0 * (iid->high - iid->low));
+  EXPECT_EQ(BootstrapBlockLength(1), 1u);
+  EXPECT_EQ(BootstrapBlockLength(1000), 10u);
+  EXPECT_EQ(BootstrapBlockLength(598), 8u);
+}
+
 TEST(FitMap, PlattMapRoundTrips) {
   const Data d = MakeData(300, 9);
-  auto map = FitMap(clm::v1::PLATT, d.confidence, d.label);
+  auto map = FitMap(WithMethod(clm::v1::PLATT), d.confidence, d.label);
   ASSERT_TRUE(map.ok());
   EXPECT_EQ(map->method(), clm::v1::PLATT);
   EXPECT_EQ(map->trained_on(), 300u);
   EXPECT_LT(map->platt_a(), 0.0);
   EXPECT_TRUE(ValidateMap(*map).ok());
+  EXPECT_GT(map->guard_x_size(), 0) << "a deployed Platt map carries its bounds";
+}
+
+TEST(FitMap, VennAbersMapCarriesItsTable) {
+  const Data d = MakeData(300, 9);
+  auto map = FitMap(WithMethod(clm::v1::VENN_ABERS), d.confidence, d.label);
+  ASSERT_TRUE(map.ok()) << map.status();
+  EXPECT_EQ(map->method(), clm::v1::VENN_ABERS);
+  EXPECT_EQ(map->va_p0_size(), 2 * map->x_thresholds_size() + 1);
+  EXPECT_TRUE(ValidateMap(*map).ok()) << ValidateMap(*map);
+  for (double c = 0.0; c <= 1.0; c += 0.01) {
+    const Calibrated v = ApplyWithBounds(*map, c);
+    EXPECT_LE(v.lower, v.probability);
+    EXPECT_LE(v.probability, v.upper);
+    EXPECT_GT(v.probability, 0.0);
+    EXPECT_LT(v.probability, 1.0);
+  }
 }
 
 }  // namespace

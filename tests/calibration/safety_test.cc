@@ -1,5 +1,6 @@
 #include "lib/calibration/safety.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -23,6 +24,13 @@ clm::v1::CalibrationResult Healthy() {
   map->set_method(clm::v1::ISOTONIC);
   for (double x : {0.3, 0.5, 0.7, 0.9}) map->add_x_thresholds(x);
   for (double y : {0.3, 0.4, 0.65, 0.9}) map->add_y_thresholds(y);
+  // Its guard: 100 trades behind every knot, bounds 0.05 either side (0.9's upper stays below 1).
+  for (double x : {0.3, 0.5, 0.7, 0.9}) map->add_guard_x(x);
+  for (double y : {0.3, 0.4, 0.65, 0.9}) {
+    map->add_guard_lower(y - 0.05);
+    map->add_guard_upper(std::min(y + 0.05, 0.93));
+    map->add_guard_trades(100);
+  }
   auto* ev = r.mutable_evaluation();
   ev->set_cross_validated(true);
   ev->mutable_out_of_sample_before()->set_mse(0.25);
@@ -55,7 +63,33 @@ TEST(Safety, HealthyResultIsDeployableWithZeroRisk) {
   EXPECT_EQ(s.risk_score(), 0.0);
   EXPECT_EQ(s.risk_level(), "LOW");
   EXPECT_NEAR(s.max_shift(), 0.1, 1e-12);  // 0.5 -> 0.4
+  EXPECT_NEAR(s.widest_interval(), 0.1, 1e-12);
+  EXPECT_EQ(s.thin_max_shift(), 0.0);
   EXPECT_EQ(s.risk_formula(), kRiskFormula);
+}
+
+TEST(Safety, CertaintyIsAnError) {
+  auto r = Healthy();
+  r.mutable_global_map()->clear_guard_x();  // an unguarded map that reaches 1.0
+  r.mutable_global_map()->clear_guard_lower();
+  r.mutable_global_map()->clear_guard_upper();
+  r.mutable_global_map()->clear_guard_trades();
+  r.mutable_global_map()->set_y_thresholds(3, 1.0);
+  const auto s = Validate(r);
+  EXPECT_FALSE(s.deployment_ready());
+  EXPECT_TRUE(Contains(s.errors(), "claims certainty")) << s.DebugString();
+}
+
+TEST(Safety, ThinEvidenceShiftWarns) {
+  auto r = Healthy();
+  r.mutable_global_map()->set_guard_trades(1, 4);  // the knot at 0.5 (0.5 -> 0.4) rests on 4 trades
+  const auto s = Validate(r);
+  EXPECT_TRUE(s.deployment_ready());
+  EXPECT_TRUE(Contains(s.warnings(), "thin evidence: confidence 0.500 moves by 0.100 on fewer than 10 trades"))
+      << s.DebugString();
+  EXPECT_NEAR(s.thin_max_shift(), 0.1, 1e-12);
+  EXPECT_NEAR(s.thin_max_shift_at(), 0.5, 1e-12);
+  EXPECT_NEAR(s.risk_score(), 0.20, 1e-12);
 }
 
 TEST(Safety, TooFewLabelledTradesIsAnError) {
@@ -112,10 +146,11 @@ TEST(Safety, OutOfSampleNotBetterIsAnError) {
 
 TEST(Safety, LargeShiftWarns) {
   auto r = Healthy();
-  r.mutable_global_map()->set_y_thresholds(0, 0.0);  // 0.3 -> 0.0: a shift of 0.3
+  r.mutable_global_map()->set_y_thresholds(0, 0.01);  // 0.3 -> 0.01: a shift of 0.29
+  r.mutable_global_map()->set_guard_lower(0, 0.005);
   const auto s = Validate(r);
-  EXPECT_TRUE(s.deployment_ready());
-  EXPECT_TRUE(Contains(s.warnings(), "large shift: confidence 0.300 moves by 0.300"));
+  EXPECT_TRUE(s.deployment_ready()) << s.DebugString();
+  EXPECT_TRUE(Contains(s.warnings(), "large shift: confidence 0.300 moves by 0.290")) << s.DebugString();
   EXPECT_NEAR(s.risk_score(), 0.30, 1e-12);
   EXPECT_EQ(s.risk_level(), "MEDIUM");
   // Outside the confidences the engine produced, a shift is not a concern.
@@ -139,12 +174,35 @@ TEST(Safety, OverfittingGapWarns) {
   EXPECT_NEAR(s.risk_score(), 0.25, 1e-12);
 }
 
-TEST(Safety, InsignificantImprovementWarns) {
+TEST(Safety, InsignificantImprovementIsAnError) {
   auto r = Healthy();
   r.mutable_evaluation()->set_improvement_ci_low(-2.0);
+  auto s = Validate(r);
+  EXPECT_FALSE(s.deployment_ready());
+  EXPECT_TRUE(Contains(s.errors(), "improvement not significant: 95% interval of the out-of-sample improvement "
+                                   "[-2.0%, 30.0%] does not lie above 0%"))
+      << s.DebugString();
+
+  // A required minimum: the lower bound must clear it.
+  r = Healthy();
+  ResolvedOptions o;
+  o.min_improvement_pct = 10.0;
+  s = ValidateSafety(r, o, 0.3, 0.9);
+  EXPECT_FALSE(s.deployment_ready());
+  EXPECT_TRUE(Contains(s.errors(), "does not lie above 10% (min_improvement_pct)")) << s.DebugString();
+  o.min_improvement_pct = 7.5;
+  EXPECT_TRUE(ValidateSafety(r, o, 0.3, 0.9).deployment_ready());
+}
+
+TEST(Safety, SignificantlyWorseIsSaidSo) {
+  auto r = Healthy();
+  r.mutable_evaluation()->set_improvement_ci_low(-7.4);
+  r.mutable_evaluation()->set_improvement_ci_high(-3.9);
   const auto s = Validate(r);
-  EXPECT_TRUE(Contains(s.warnings(), "improvement not significant"));
-  EXPECT_NEAR(s.risk_score(), 0.20, 1e-12);
+  EXPECT_FALSE(s.deployment_ready());
+  EXPECT_TRUE(Contains(s.errors(), "calibration is significantly worse out of sample: 95% interval of the "
+                                   "improvement [-7.4%, -3.9%] lies below 0"))
+      << s.DebugString();
 }
 
 TEST(Safety, DominantSymbolWarns) {
@@ -158,10 +216,11 @@ TEST(Safety, DominantSymbolWarns) {
 
 TEST(Safety, RiskAddsUpAndCapsAtOne) {
   auto r = Healthy();
-  r.mutable_global_map()->set_y_thresholds(0, 0.0);
+  r.mutable_global_map()->set_y_thresholds(0, 0.01);
+  r.mutable_global_map()->set_guard_lower(0, 0.005);
+  r.mutable_global_map()->set_guard_trades(1, 4);
   r.mutable_reliability_before(1)->set_thin(true);
   r.mutable_evaluation()->set_in_sample_improvement_pct(35.0);
-  r.mutable_evaluation()->set_improvement_ci_low(-2.0);
   r.mutable_symbol_slices(0)->set_labelled(400);
   const auto s = Validate(r);
   EXPECT_EQ(s.warnings_size(), 5);
