@@ -153,10 +153,12 @@ class JobsForDeployment final : public deployment::JobSource {
   jobs::JobManager* const jobs_;
 };
 
+// The level check of Approve and Promote sees every trade acknowledged before it: it may evaluate on the
+// calling thread, which is the query pool's (or, for AUTO_SHADOW, the monitor's), never a reactor's.
 class LevelsForDeployment final : public deployment::LevelSource {
  public:
   explicit LevelsForDeployment(cadence::Monitor* monitor) : monitor_(monitor) {}
-  absl::StatusOr<clm::v1::CadenceReport> CurrentReport() override { return monitor_->CurrentReport(); }
+  absl::StatusOr<clm::v1::CadenceReport> CurrentReport() override { return monitor_->FreshReport(); }
 
  private:
   cadence::Monitor* const monitor_;
@@ -287,6 +289,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   deployment_options.auto_rollback = !config.deployment().auto_rollback_disabled();
   deployment_options.auto_rollback_margin = config.deployment().auto_rollback_margin();
   deployment_options.auto_rollback_min_trades = config.deployment().auto_rollback_min_trades();
+  deployment_options.min_shadow_trades = config.deployment().min_shadow_trades();
   store::TradeStore* trade_store = services->trade_store.get();
   deployment_options.max_seq = [trade_store] { return trade_store->MaxSeq(); };
   ThreadPool* pool = services->query_pool.get();

@@ -49,7 +49,8 @@ using google::protobuf::util::TimeUtil;
 
 // Flags that take no value; every other flag takes one ("--name=value" or "--name value").
 const std::set<std::string>& BoolFlags() {
-  static const auto* flags = new std::set<std::string>{"json", "tls", "help", "no_wait", "identity", "skip_invalid"};
+  static const auto* flags = new std::set<std::string>{"json", "tls", "help", "no_wait", "identity", "skip_invalid",
+                                                       "skip_shadow"};
   return *flags;
 }
 
@@ -756,8 +757,17 @@ uint64_t ParseVersion(const std::string& what, const std::string& text) {
 }
 
 std::string MapText(const clm::v1::CalibrationMap& map) {
-  if (map.method() == clm::v1::PLATT) return absl::StrFormat("platt a=%.4g b=%.4g", map.platt_a(), map.platt_b());
-  return absl::StrCat("isotonic, ", map.x_thresholds_size(), " points");
+  const std::string guard =
+      map.guard_x_size() > 0 ? absl::StrFormat(", %.0f%% bounds on %d knots", map.interval_level() * 100.0,
+                                               map.guard_x_size())
+                             : "";
+  if (map.method() == clm::v1::PLATT) {
+    return absl::StrFormat("platt a=%.4g b=%.4g%s", map.platt_a(), map.platt_b(), guard);
+  }
+  if (map.method() == clm::v1::VENN_ABERS) {
+    return absl::StrCat("venn-abers, ", map.x_thresholds_size(), " calibration confidences");
+  }
+  return absl::StrCat("isotonic, ", map.x_thresholds_size(), " points", guard);
 }
 
 void PrintActive(const Context& ctx, const clm::v1::ActiveCalibration& active) {
@@ -792,6 +802,7 @@ int CmdApprove(Context& ctx) {
   request.set_job_id(ctx.operands[0]);
   request.set_approver(ctx.Flag("by"));
   request.set_reason(ctx.Flag("reason"));
+  request.set_skip_shadow(ctx.Has("skip_shadow") && ctx.Flag("skip_shadow") == "true");
   auto stub = clm::v1::Deployment::NewStub(ctx.channel);
   clm::v1::DeploymentVersion version;
   grpc::Status status = stub->Approve(ctx.Call().get(), request, &version);
@@ -1086,9 +1097,10 @@ const std::vector<Command>& Commands() {
        "stream a synthetic data set, show the cadence report, run a calibration job, print its report and, "
        "when it is deployment ready, approve it into shadow",
        {"trades", "days"}, 0, 0, true, CmdDemo},
-      {"approve", "JOB --stage shadow|production --by NAME --reason TEXT",
-       "deploy a succeeded, deployment-ready job as a new version; prints the version", {"stage", "by", "reason"},
-       1, 1, true, CmdApprove},
+      {"approve", "JOB --stage shadow|production [--skip_shadow] --by NAME --reason TEXT",
+       "deploy a succeeded, deployment-ready job as a new version; prints the version. Production needs the "
+       "job's shadow evidence (approve into shadow, then promote), or --skip_shadow: an audited override",
+       {"stage", "skip_shadow", "by", "reason"}, 1, 1, true, CmdApprove},
       {"promote", "VERSION --by NAME --reason TEXT", "move the shadow version to production; prints the version",
        {"by", "reason"}, 1, 1, true, CmdPromote},
       {"rollback", "[--to VERSION | --identity] --by NAME --reason TEXT",

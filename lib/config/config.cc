@@ -78,6 +78,7 @@ absl::StatusOr<clm::v1::ServerConfig> ResolveServerConfig(const clm::v1::ServerC
   auto* deployment = c.mutable_deployment();
   if (deployment->auto_rollback_margin() == 0.0) deployment->set_auto_rollback_margin(0.01);
   if (deployment->auto_rollback_min_trades() == 0) deployment->set_auto_rollback_min_trades(200);
+  if (deployment->min_shadow_trades() == 0) deployment->set_min_shadow_trades(100);
   if (!(deployment->auto_rollback_margin() > 0.0 && deployment->auto_rollback_margin() <= 1.0)) {
     return absl::InvalidArgumentError(absl::StrCat("deployment.auto_rollback_margin: must be within (0, 1], got ",
                                                    deployment->auto_rollback_margin()));
@@ -101,6 +102,7 @@ absl::StatusOr<clm::v1::ServerConfig> ResolveServerConfig(const clm::v1::ServerC
            InRange("ingest.max_inflight_bytes", ingest->max_inflight_bytes(), 1ULL << 20, 1ULL << 40),
            InRange("jobs.workers", jobs->workers(), 1, 64),
            InRange("deployment.auto_rollback_min_trades", deployment->auto_rollback_min_trades(), 1, 10000000),
+           InRange("deployment.min_shadow_trades", deployment->min_shadow_trades(), 1, 10000000),
            InRange("jobs.max_queued", jobs->max_queued(), 1, 10000),
            InRange("limits.max_receive_message_bytes", limits->max_receive_message_bytes(), 1024, 1u << 30),
            InRange("limits.memory_quota_bytes", limits->memory_quota_bytes(), 16ULL << 20, 1ULL << 40),

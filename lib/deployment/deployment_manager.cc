@@ -16,6 +16,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "lib/calibration/calibrator.h"
+#include "lib/deployment/rules.h"
 #include "spdlog/spdlog.h"
 
 namespace clm::deployment {
@@ -126,10 +127,14 @@ struct DeploymentManager::Compiled {
     return std::shared_ptr<const Compiled>(std::move(compiled));
   }
 
+  // The symbol's own map, else the model's, else the global one.
+  const calibration::Calibrator& For(const std::string& symbol, const std::string& model) const {
+    if (auto it = by_symbol.find(symbol); it != by_symbol.end()) return it->second;
+    if (auto it = by_model.find(model); it != by_model.end()) return it->second;
+    return *global;
+  }
   double Apply(double confidence, const std::string& symbol, const std::string& model) const {
-    if (auto it = by_symbol.find(symbol); it != by_symbol.end()) return it->second.Apply(confidence);
-    if (auto it = by_model.find(model); it != by_model.end()) return it->second.Apply(confidence);
-    return global->Apply(confidence);
+    return For(symbol, model).Apply(confidence);
   }
 };
 
@@ -293,6 +298,9 @@ absl::StatusOr<DeploymentVersion> DeploymentManager::Approve(const clm::v1::Appr
   if (request.include_ensemble_weights() && request.stage() != clm::v1::STAGE_PRODUCTION) {
     return absl::InvalidArgumentError("include_ensemble_weights: only with stage STAGE_PRODUCTION");
   }
+  if (request.skip_shadow() && request.stage() != clm::v1::STAGE_PRODUCTION) {
+    return absl::InvalidArgumentError("skip_shadow: only with stage STAGE_PRODUCTION");
+  }
   absl::MutexLock change(&change_mu_);
   AuditEntry audit;
   audit.set_action(AuditEntry::APPROVE);
@@ -300,6 +308,7 @@ absl::StatusOr<DeploymentVersion> DeploymentManager::Approve(const clm::v1::Appr
   audit.set_stage(request.stage());
   audit.set_job_id(request.job_id());
   audit.set_reason(request.reason());
+  audit.set_skip_shadow(request.skip_shadow());
   {
     absl::MutexLock lock(&mu_);
     audit.set_from_version(production_);
@@ -318,6 +327,10 @@ absl::StatusOr<DeploymentVersion> DeploymentManager::Approve(const clm::v1::Appr
                                safety.errors().empty() ? "no calibration map" : absl::StrJoin(safety.errors(), "; ")));
   }
   const clm::v1::EnsembleCheck& ensemble = job->result().ensemble();
+  if (request.skip_shadow() && IsAutomatic(request.approver())) {
+    return Refuse(audit, "manual_approval",
+                  absl::StrCat("skipping shadow is an override only a person may make, not ", request.approver()));
+  }
   if (request.include_ensemble_weights()) {
     if (IsAutomatic(request.approver())) {
       return Refuse(audit, "manual_approval",
@@ -329,14 +342,30 @@ absl::StatusOr<DeploymentVersion> DeploymentManager::Approve(const clm::v1::Appr
                     absl::StrCat("job ", job->id(), " has no ensemble weights: no trade carried model confidences"));
     }
   }
-  // A calibration into production needs the CALIBRATION level; shadow needs SHADOW; ensemble weights
-  // into production need PRODUCTION as well.
+  // Shadow and production both need the SHADOW level (production is never easier to reach than shadow);
+  // ensemble weights into production need PRODUCTION as well.
   absl::StatusOr<clm::v1::CadenceReport> report = levels_->CurrentReport();
   if (!report.ok()) return report.status();
-  absl::Status level = CheckLevel(
-      request.stage() == clm::v1::STAGE_SHADOW ? clm::v1::SHADOW : clm::v1::CALIBRATION, *report, audit);
+  absl::Status level = CheckLevel(clm::v1::SHADOW, *report, audit);
   if (level.ok() && request.include_ensemble_weights()) level = CheckLevel(clm::v1::PRODUCTION, *report, audit);
   if (!level.ok()) return level;
+  // Production needs this job's calibration to have proven itself in shadow, unless a person overrides.
+  bool retire_shadow = false;
+  if (request.stage() == clm::v1::STAGE_PRODUCTION && !request.skip_shadow()) {
+    std::optional<std::string> refusal;
+    {
+      absl::MutexLock lock(&mu_);
+      if (shadow_ == 0 || versions_.at(shadow_).job_id() != job->id()) {
+        refusal = absl::StrCat("job ", job->id(), " has not been in shadow: approve it into shadow and promote it after ",
+                               options_.min_shadow_trades, " live trades, or pass skip_shadow with a reason");
+      } else {
+        refusal = ShadowEvidenceRefusal(shadow_, KpisLocked(shadow_), options_.min_shadow_trades,
+                                        options_.auto_rollback_margin);
+        retire_shadow = !refusal.has_value();
+      }
+    }
+    if (refusal) return Refuse(audit, "shadow_evidence", *refusal);
+  }
 
   const int64_t now_ns = NowNs();
 
@@ -348,14 +377,17 @@ absl::StatusOr<DeploymentVersion> DeploymentManager::Approve(const clm::v1::Appr
     version.set_version(versions_.empty() ? 1 : versions_.rbegin()->first + 1);
     production = production_;
     shadow = shadow_;
-    // The slot's previous occupant retires.
+    // The slot's previous occupant retires, and so does this job's shadow version when it goes on into
+    // production.
     const uint64_t replaced = request.stage() == clm::v1::STAGE_SHADOW ? shadow_ : production_;
-    if (replaced != 0) {
-      DeploymentVersion old = versions_.at(replaced);
+    for (uint64_t old_id : {replaced, retire_shadow ? shadow_ : uint64_t{0}}) {
+      if (old_id == 0) continue;
+      DeploymentVersion old = versions_.at(old_id);
       ChangeStage(old, clm::v1::STAGE_RETIRED, now_ns, request.approver(),
                   absl::StrCat("replaced by v", version.version()));
       changed.push_back(std::move(old));
     }
+    if (retire_shadow) shadow = 0;
   }
   version.set_job_id(job->id());
   *version.mutable_map() = job->result().global_map();
@@ -409,6 +441,16 @@ absl::StatusOr<DeploymentVersion> DeploymentManager::Promote(const clm::v1::Prom
     }
   }
   if (!refusal.empty()) return Refuse(audit, "is_shadow", refusal);
+  absl::StatusOr<clm::v1::CadenceReport> report = levels_->CurrentReport();
+  if (!report.ok()) return report.status();
+  if (absl::Status level = CheckLevel(clm::v1::SHADOW, *report, audit); !level.ok()) return level;
+  std::optional<std::string> no_evidence;
+  {
+    absl::MutexLock lock(&mu_);
+    no_evidence = ShadowEvidenceRefusal(shadow_, KpisLocked(shadow_), options_.min_shadow_trades,
+                                        options_.auto_rollback_margin);
+  }
+  if (no_evidence) return Refuse(audit, "shadow_evidence", *no_evidence);
   const int64_t now_ns = NowNs();
   {
     absl::MutexLock lock(&mu_);
@@ -584,8 +626,14 @@ absl::StatusOr<clm::v1::CalibrateResponse> DeploymentManager::Calibrate(
   }
   clm::v1::CalibrateResponse response;
   response.mutable_calibrated()->Reserve(request.confidences_size());
+  response.mutable_lower()->Reserve(request.confidences_size());
+  response.mutable_upper()->Reserve(request.confidences_size());
+  const calibration::Calibrator* calibrator = compiled ? &compiled->For(request.symbol(), request.model_id()) : nullptr;
   for (double c : request.confidences()) {
-    response.add_calibrated(compiled ? compiled->Apply(c, request.symbol(), request.model_id()) : c);
+    const calibration::Calibrated v = calibrator ? calibrator->ApplyWithBounds(c) : calibration::Calibrated{c, c, c};
+    response.add_calibrated(v.probability);
+    response.add_lower(v.lower);
+    response.add_upper(v.upper);
   }
   response.set_version(compiled ? compiled->version : 0);
   return response;

@@ -87,6 +87,9 @@ class DeploymentManager final {
     bool auto_rollback = true;
     double auto_rollback_margin = 0.01;
     uint64_t auto_rollback_min_trades = 200;
+    // Labelled live trades a version must have been scored on in shadow before it may enter production
+    // (ShadowEvidenceRefusal), unless approved with skip_shadow.
+    uint64_t min_shadow_trades = 100;
     // Runs a task off the caller's thread (the automatic rollback writes the store, and OnTradesCommitted
     // runs on the ingest writer). Required for automatic rollback; without it there is none.
     std::function<void(std::function<void()>)> run_async;
@@ -118,9 +121,13 @@ class DeploymentManager final {
   // Rules, checked in this order, each refusal FAILED_PRECONDITION "rule <name>: <why>" and audited:
   // job_succeeded, deployment_ready (safety validation and a global map), manual_approval (weights need a
   // person: the approver is not one of Options::automatic_actors), ensemble_available (the job scored models),
-  // level_authorized (SHADOW for shadow, CALIBRATION for production, PRODUCTION too with weights).
+  // level_authorized (SHADOW for shadow and for production, PRODUCTION too with weights), shadow_evidence
+  // (production only: the current shadow version is this job's and has ShadowEvidenceRefusal's evidence;
+  // skip_shadow waives it, is audited as an override, and is refused for an automatic actor).
+  // Nothing reaches production with less evidence than shadow needs.
   // A missing job is the JobSource's status (NOT_FOUND); a malformed request INVALID_ARGUMENT naming the field.
   absl::StatusOr<clm::v1::DeploymentVersion> Approve(const clm::v1::ApproveRequest& request);
+  // Rules: is_shadow (the version is the current shadow one), level_authorized (SHADOW), shadow_evidence.
   absl::StatusOr<clm::v1::DeploymentVersion> Promote(const clm::v1::PromoteRequest& request);
   absl::StatusOr<clm::v1::ActiveCalibration> Rollback(const clm::v1::RollbackRequest& request);
 

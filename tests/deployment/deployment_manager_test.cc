@@ -45,6 +45,17 @@ clm::v1::Job FlatJob(const std::string& id, double value, bool ready = true,
   return job;
 }
 
+std::vector<DeploymentManager::LiveTrade> Losses(int n, double confidence, double pnl = -1.0) {
+  std::vector<DeploymentManager::LiveTrade> trades(n);
+  for (auto& t : trades) {
+    t.confidence = confidence;
+    t.outcome = clm::v1::TradeOutcome::LOSS;
+    t.pnl = pnl;
+    t.symbol = "BTCUSDT";
+  }
+  return trades;
+}
+
 class FakeJobs final : public JobSource {
  public:
   void Add(clm::v1::Job job) { jobs_[job.id()] = std::move(job); }
@@ -152,13 +163,25 @@ class DeploymentManagerTest : public ::testing::Test {
     manager_ = std::move(*manager);
   }
 
-  absl::StatusOr<clm::v1::DeploymentVersion> Approve(const std::string& job, clm::v1::DeploymentStage stage) {
+  // Straight into production skips shadow (an audited override) unless `skip_shadow` is false: most tests
+  // here are about what happens once a version is in production; ShadowEvidence* test the rule itself.
+  absl::StatusOr<clm::v1::DeploymentVersion> Approve(const std::string& job, clm::v1::DeploymentStage stage,
+                                                     bool skip_shadow = true) {
     clm::v1::ApproveRequest request;
     request.set_job_id(job);
     request.set_stage(stage);
     request.set_approver("alice");
     request.set_reason("reviewed the report");
+    request.set_skip_shadow(skip_shadow && stage == clm::v1::STAGE_PRODUCTION);
     return manager_->Approve(request);
+  }
+
+  absl::StatusOr<clm::v1::DeploymentVersion> Promote(uint64_t version) {
+    clm::v1::PromoteRequest request;
+    request.set_version(version);
+    request.set_approver("alice");
+    request.set_reason("shadow looked good");
+    return manager_->Promote(request);
   }
 
   absl::StatusOr<ActiveCalibration> Rollback(std::optional<uint64_t> to = std::nullopt, bool identity = false) {
@@ -229,10 +252,11 @@ TEST_F(DeploymentManagerTest, EachApprovalRuleRefusesThenIsSatisfied) {
   levels_.Set(true, false);
   refused = Approve("cal_a", clm::v1::STAGE_SHADOW);
   EXPECT_EQ(refused.status().message(), "rule level_authorized: SHADOW level is not authorized: too few days: 1.0 of 3.0");
-  levels_.Set(false, false);
+  levels_.Set(true, false);
   refused = Approve("cal_a", clm::v1::STAGE_PRODUCTION);
   EXPECT_EQ(refused.status().message(),
-            "rule level_authorized: CALIBRATION level is not authorized: too few trades: 10 of 50");
+            "rule level_authorized: SHADOW level is not authorized: too few days: 1.0 of 3.0")
+      << "production is never easier to reach than shadow, even when skipping it";
 
   clm::v1::ApproveRequest anonymous;
   anonymous.set_job_id("cal_a");
@@ -263,6 +287,103 @@ TEST_F(DeploymentManagerTest, EachApprovalRuleRefusesThenIsSatisfied) {
   EXPECT_EQ(manager_->counters().refused_by_rule.at("level_authorized"), 2u);
 }
 
+TEST_F(DeploymentManagerTest, ShadowEvidenceIsNeededForProduction) {
+  // Straight into production, no shadow: refused, and the refusal says what to do.
+  auto refused = Approve("cal_a", clm::v1::STAGE_PRODUCTION, /*skip_shadow=*/false);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(refused.status().message(),
+            "rule shadow_evidence: job cal_a has not been in shadow: approve it into shadow and promote it after 100 "
+            "live trades, or pass skip_shadow with a reason");
+
+  // Into shadow; promoting at once is refused for want of evidence.
+  ASSERT_TRUE(Approve("cal_a", clm::v1::STAGE_SHADOW).ok());  // v1: everything -> 0.40
+  EXPECT_EQ(Promote(1).status().message(),
+            "rule shadow_evidence: v1 has 0 labelled live trades scored in shadow, 100 needed");
+  manager_->OnTradesCommitted(Losses(99, 0.5));
+  EXPECT_EQ(Promote(1).status().message(),
+            "rule shadow_evidence: v1 has 99 labelled live trades scored in shadow, 100 needed");
+  // The level is checked at that moment too.
+  manager_->OnTradesCommitted(Losses(1, 0.5));
+  levels_.Set(true, false);
+  EXPECT_EQ(Promote(1).status().message(),
+            "rule level_authorized: SHADOW level is not authorized: too few days: 1.0 of 3.0");
+  levels_.Set(true, true);
+  auto promoted = Promote(1);
+  ASSERT_TRUE(promoted.ok()) << promoted.status();
+  EXPECT_EQ(manager_->Active().production_version(), 1u);
+
+  // A shadow version that does worse live than production is not promoted, however many trades it has.
+  ASSERT_TRUE(Approve("cal_c", clm::v1::STAGE_SHADOW).ok());  // v2: everything -> 0.70
+  manager_->OnTradesCommitted(Losses(150, 0.5));
+  EXPECT_EQ(Promote(2).status().message(),
+            "rule shadow_evidence: v2 did worse in shadow: live MSE 0.4900 against 0.1600 for what the engine used, "
+            "over 150 trades (margin 0.01)");
+
+  // Approving a job into production after its own shadow run needs no override, and retires its shadow.
+  ASSERT_TRUE(Approve("cal_b", clm::v1::STAGE_SHADOW).ok());  // v3: 0.55, worse than 0.40 on losses
+  manager_->OnTradesCommitted(Losses(100, 0.5));
+  EXPECT_EQ(Approve("cal_b", clm::v1::STAGE_PRODUCTION, false).status().message(),
+            "rule shadow_evidence: v3 did worse in shadow: live MSE 0.3025 against 0.1600 for what the engine used, "
+            "over 100 trades (margin 0.01)");
+  jobs_.Add(FlatJob("cal_d", 0.35));
+  ASSERT_TRUE(Approve("cal_d", clm::v1::STAGE_SHADOW).ok());  // v4: 0.35, better than 0.40 on losses
+  manager_->OnTradesCommitted(Losses(100, 0.5));
+  auto approved = Approve("cal_d", clm::v1::STAGE_PRODUCTION, false);
+  ASSERT_TRUE(approved.ok()) << approved.status();
+  EXPECT_EQ(approved->version(), 5u);
+  EXPECT_EQ(manager_->Active().production_version(), 5u);
+  EXPECT_EQ(manager_->Active().shadow_version(), 0u) << "the job's shadow version retired";
+  EXPECT_EQ(manager_->counters().refused_by_rule.at("shadow_evidence"), 5u);
+}
+
+TEST_F(DeploymentManagerTest, SkippingShadowIsAnAuditedOverrideForPeopleOnly) {
+  clm::v1::ApproveRequest request;
+  request.set_job_id("cal_a");
+  request.set_stage(clm::v1::STAGE_PRODUCTION);
+  request.set_approver("cadence-monitor");
+  request.set_reason("automatic");
+  request.set_skip_shadow(true);
+  EXPECT_EQ(manager_->Approve(request).status().message(),
+            "rule manual_approval: skipping shadow is an override only a person may make, not cadence-monitor");
+  request.set_stage(clm::v1::STAGE_SHADOW);
+  EXPECT_EQ(manager_->Approve(request).status().message(), "skip_shadow: only with stage STAGE_PRODUCTION");
+
+  auto version = Approve("cal_a", clm::v1::STAGE_PRODUCTION);
+  ASSERT_TRUE(version.ok()) << version.status();
+  auto audit = manager_->Audit(1, 0);
+  ASSERT_TRUE(audit.ok());
+  EXPECT_TRUE(audit->entries(0).ok());
+  EXPECT_TRUE(audit->entries(0).skip_shadow()) << "the override is on the record";
+  EXPECT_EQ(audit->entries(0).actor(), "alice");
+}
+
+TEST_F(DeploymentManagerTest, CalibrateGivesBoundsFromTheSliceTheSymbolPicks) {
+  clm::v1::Job job = FlatJob("cal_sliced", 0.40);
+  // A guard on the global map, and an own map for ETHUSDT.
+  clm::v1::CalibrationMap* global = job.mutable_result()->mutable_global_map();
+  global->add_guard_x(0.5);
+  global->add_guard_lower(0.3);
+  global->add_guard_upper(0.45);
+  global->add_guard_trades(500);
+  clm::v1::SliceMap* eth = job.mutable_result()->add_symbol_maps();
+  eth->set_key("ETHUSDT");
+  *eth->mutable_map() = FlatJob("x", 0.6).result().global_map();
+  jobs_.Add(job);
+  ASSERT_TRUE(Approve("cal_sliced", clm::v1::STAGE_PRODUCTION).ok());
+  clm::v1::CalibrateRequest request;
+  request.add_confidences(0.9);
+  auto response = manager_->Calibrate(request);
+  ASSERT_TRUE(response.ok());
+  EXPECT_DOUBLE_EQ(response->calibrated(0), 0.40);
+  EXPECT_DOUBLE_EQ(response->lower(0), 0.3);
+  EXPECT_DOUBLE_EQ(response->upper(0), 0.45);
+  request.set_symbol("ETHUSDT");
+  response = manager_->Calibrate(request);
+  ASSERT_TRUE(response.ok());
+  EXPECT_DOUBLE_EQ(response->calibrated(0), 0.6);
+  EXPECT_DOUBLE_EQ(response->lower(0), 0.6) << "a map without a guard: bounds equal the value";
+}
+
 TEST_F(DeploymentManagerTest, ShadowDoesNotAffectProductionUntilPromoted) {
   ASSERT_TRUE(Approve("cal_a", clm::v1::STAGE_SHADOW).ok());
   ActiveCalibration active = manager_->Active();
@@ -279,6 +400,7 @@ TEST_F(DeploymentManagerTest, ShadowDoesNotAffectProductionUntilPromoted) {
 
   clm::v1::PromoteRequest promote = wrong;
   promote.set_version(1);
+  manager_->OnTradesCommitted(Losses(100, 0.5));  // shadow evidence: 0.40 beats the raw 0.5 on losses
   auto promoted = manager_->Promote(promote);
   ASSERT_TRUE(promoted.ok()) << promoted.status();
   EXPECT_EQ(promoted->stage(), clm::v1::STAGE_PRODUCTION);
@@ -373,16 +495,6 @@ TEST_F(DeploymentManagerTest, SubscribersSeeEveryChangeInOrder) {
   EXPECT_EQ(seen[2].production_version(), 0u);
 }
 
-std::vector<DeploymentManager::LiveTrade> Losses(int n, double confidence, double pnl = -1.0) {
-  std::vector<DeploymentManager::LiveTrade> trades(n);
-  for (auto& t : trades) {
-    t.confidence = confidence;
-    t.outcome = clm::v1::TradeOutcome::LOSS;
-    t.pnl = pnl;
-    t.symbol = "BTCUSDT";
-  }
-  return trades;
-}
 
 TEST_F(DeploymentManagerTest, LiveShadowScoringAndKpisSideBySide) {
   ASSERT_TRUE(Approve("cal_a", clm::v1::STAGE_PRODUCTION).ok());  // v1: everything -> 0.40
@@ -459,6 +571,7 @@ TEST_F(DeploymentManagerTest, EnsembleWeightsNeedTheProductionLevelAndAPerson) {
             "cadence-monitor's");
 
   request.set_approver("alice");
+  request.set_skip_shadow(true);
   request.set_job_id("cal_a");  // no model confidences
   EXPECT_EQ(manager_->Approve(request).status().message(),
             "rule ensemble_available: job cal_a has no ensemble weights: no trade carried model confidences");
@@ -683,6 +796,7 @@ class DeploymentCrashTest : public DeploymentManagerTest {
     request.set_stage(clm::v1::STAGE_PRODUCTION);
     request.set_approver("alice");
     request.set_reason("crash test");
+    request.set_skip_shadow(true);
     ::_exit((*manager)->Approve(request).ok() ? 4 : 6);
   }
 
