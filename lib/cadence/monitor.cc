@@ -2,8 +2,12 @@
 
 #include "google/protobuf/util/time_util.h"
 
+#include <algorithm>
 #include <chrono>
+#include <iterator>
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -20,6 +24,8 @@ using ::clm::v1::ModeChange;
 using ::clm::v1::MonitorDecision;
 
 constexpr size_t kMaxQueuedRequests = 256;
+// Readers waiting for one report-only evaluation cost a callback each; bounded all the same.
+constexpr size_t kMaxWaiters = 4096;
 constexpr size_t kMaxChangedByBytes = 128;
 constexpr size_t kMaxReasonBytes = 1024;
 
@@ -136,11 +142,14 @@ absl::StatusOr<MonitorDecision> Monitor::RunOnce() {
   absl::MutexLock eval(&eval_mu_);
   const absl::Time now = deps_.clock->Now();
   evaluations_.fetch_add(1, std::memory_order_relaxed);
+  // Read before loading: the snapshot sees at least every change noted so far.
+  const uint64_t covers = noted_changes_.load(std::memory_order_acquire);
   absl::StatusOr<SourceSnapshot> snapshot = deps_.source->Load(Scope{});
   if (!snapshot.ok()) {
     evaluation_errors_.fetch_add(1, std::memory_order_relaxed);
     skips_.fetch_add(1, std::memory_order_relaxed);
     spdlog::warn("cadence: cannot read the data set: {}", snapshot.status().ToString());
+    FailWaiters(covers, snapshot.status());
     MonitorDecision decision;
     SetTime(now, decision.mutable_decided_at());
     decision.set_mode(mode());
@@ -150,14 +159,51 @@ absl::StatusOr<MonitorDecision> Monitor::RunOnce() {
     return snapshot.status();
   }
   last_snapshot_ = *snapshot;
+  last_snapshot_covers_ = covers;
   const CadenceReport evaluated = ReportFromSnapshot(*snapshot, now);
   MonitorDecision decision = Decide(evaluated, now);
   Record(&decision);
   // Acting may have started or finished a job; the published report says what is next after this decision.
   const CadenceReport report = ReportFromSnapshot(*snapshot, now);
   spdlog::info("cadence: {}", report.summary());
-  Publish(report);
+  Publish(report, covers);
   return decision;
+}
+
+void Monitor::Refresh() {
+  absl::MutexLock eval(&eval_mu_);
+  const uint64_t covers = noted_changes_.load(std::memory_order_acquire);
+  {
+    // A reader waits only while the published report covers less than what was noted when it asked; if an
+    // evaluation since then covers everything noted by now, it has already been answered.
+    absl::MutexLock lock(&state_mu_);
+    if (current_.has_value() && covered_ >= covers) return;
+  }
+  refreshes_.fetch_add(1, std::memory_order_relaxed);
+  const absl::Time now = deps_.clock->Now();
+  absl::StatusOr<SourceSnapshot> snapshot = deps_.source->Load(Scope{});
+  if (!snapshot.ok()) {
+    evaluation_errors_.fetch_add(1, std::memory_order_relaxed);
+    spdlog::debug("cadence: cannot read the data set for a reader: {}", snapshot.status().ToString());
+    FailWaiters(covers, snapshot.status());
+    return;
+  }
+  // Report only: the decision (and its log line) waits for the debounced evaluation, which loads again.
+  last_snapshot_ = *snapshot;
+  last_snapshot_covers_ = covers;
+  Publish(ReportFromSnapshot(*snapshot, now), covers);
+}
+
+void Monitor::FailWaiters(uint64_t covers, const absl::Status& error) {
+  std::vector<Waiter> failed;
+  {
+    absl::MutexLock lock(&state_mu_);
+    auto split = std::stable_partition(waiters_.begin(), waiters_.end(),
+                                       [covers](const Waiter& w) { return w.covers > covers; });
+    failed.assign(std::make_move_iterator(split), std::make_move_iterator(waiters_.end()));
+    waiters_.erase(split, waiters_.end());
+  }
+  for (Waiter& w : failed) w.done(error);
 }
 
 MonitorDecision Monitor::Decide(const CadenceReport& report, absl::Time now) {
@@ -320,21 +366,39 @@ void Monitor::Record(MonitorDecision* decision) {
   }
 }
 
-void Monitor::Publish(const CadenceReport& report) {
-  // subs_mu_ is held from the update to the delivery, so a concurrent Subscribe sees either the old report
-  // and this delivery, or this report as its `current` and no delivery: never both, never neither.
-  absl::MutexLock subs(&subs_mu_);
+void Monitor::Publish(const CadenceReport& report, uint64_t covers) {
+  std::vector<Waiter> answered;
   {
-    absl::MutexLock lock(&state_mu_);
-    if (current_.has_value() && SameReport(*current_, report)) {
-      current_ = report;  // keep generated_at fresh for CurrentReport
-      return;
+    // subs_mu_ is held from the update to the delivery, so a concurrent Subscribe sees either the old
+    // report and this delivery, or this report as its `current` and no delivery: never both, never neither.
+    absl::MutexLock subs(&subs_mu_);
+    bool changed = true;
+    {
+      absl::MutexLock lock(&state_mu_);
+      // Unchanged, the report is still stored: generated_at stays fresh for CurrentReport.
+      changed = !current_.has_value() || !SameReport(*current_, report);
+      current_ = report;
+      covered_ = std::max(covered_, covers);
+      if (changed) ++version_;
+      const uint64_t covered = covered_;
+      auto split = std::stable_partition(waiters_.begin(), waiters_.end(),
+                                         [covered](const Waiter& w) { return w.covers > covered; });
+      answered.assign(std::make_move_iterator(split), std::make_move_iterator(waiters_.end()));
+      waiters_.erase(split, waiters_.end());
     }
-    current_ = report;
-    ++version_;
+    if (changed) reports_published_.fetch_add(1, std::memory_order_relaxed);
+    for (auto& [id, subscriber] : subscribers_) {
+      if (subscriber.owed) {
+        // Nothing older than the changes noted before it subscribed; then this report even if unchanged.
+        if (subscriber.owed_covers > covers) continue;
+        subscriber.owed = false;
+      } else if (!changed) {
+        continue;
+      }
+      subscriber.callback(report);
+    }
   }
-  reports_published_.fetch_add(1, std::memory_order_relaxed);
-  for (auto& [id, callback] : subscribers_) callback(report);
+  for (Waiter& w : answered) w.done(report);
 }
 
 absl::Status Monitor::Start() {
@@ -374,10 +438,23 @@ void Monitor::Stop() {
     abandoned.swap(queue_);
   }
   for (Request& r : abandoned) r.cancel(absl::UnavailableError("cadence monitor stopped"));
+  // A reader that registered before stop_ was set is here; one that came later takes itself back.
+  std::vector<Waiter> waiting;
+  {
+    absl::MutexLock lock(&state_mu_);
+    waiting.swap(waiters_);
+  }
+  for (Waiter& w : waiting) w.done(absl::UnavailableError("cadence monitor stopped"));
   spdlog::info("cadence monitor stopped");
 }
 
 void Monitor::Nudge() {
+  // Noted first: a reader that starts once this returns waits for a snapshot loaded after it.
+  noted_changes_.fetch_add(1, std::memory_order_acq_rel);
+  AskForDecision();
+}
+
+void Monitor::AskForDecision() {
   // Only the first nudge of a burst touches the mutex; the rest are one atomic exchange.
   if (nudged_.exchange(true, std::memory_order_acq_rel)) return;
   absl::MutexLock lock(&loop_mu_);
@@ -387,41 +464,59 @@ void Monitor::Nudge() {
 void Monitor::Loop() {
   using SteadyClock = std::chrono::steady_clock;
   SteadyClock::time_point next_due = SteadyClock::now() + ToChrono(interval_);
+  // While a burst of nudges is settling: when it has settled.
+  bool settling = false;
+  SteadyClock::time_point settled{};
   while (true) {
     std::deque<Request> work;
     bool evaluate = false;
+    bool refresh = false;
     {
       absl::MutexLock lock(&loop_mu_);
-      while (!stop_ && queue_.empty() && !nudged_.load(std::memory_order_acquire)) {
-        const SteadyClock::time_point now = SteadyClock::now();
-        if (now >= next_due) break;
-        loop_cv_.WaitWithTimeout(&loop_mu_, absl::FromChrono(next_due - now));
-      }
-      if (stop_) return;
-      if (nudged_.load(std::memory_order_acquire)) {
-        // Let the rest of the burst arrive, so one evaluation covers it. Stop and queued requests cut the
-        // wait short.
-        const SteadyClock::time_point until = SteadyClock::now() + ToChrono(debounce_);
-        while (!stop_ && queue_.empty()) {
-          const SteadyClock::time_point now = SteadyClock::now();
-          if (now >= until) break;
-          loop_cv_.WaitWithTimeout(&loop_mu_, absl::FromChrono(until - now));
-        }
+      while (true) {
         if (stop_) return;
+        // Queued requests and readers are served at once, also in the middle of a debounce.
+        if (!queue_.empty() || refresh_wanted_) break;
+        const SteadyClock::time_point now = SteadyClock::now();
+        // Let the rest of the burst arrive, so one evaluation decides on it.
+        if (!settling && nudged_.load(std::memory_order_acquire)) {
+          settling = true;
+          settled = now + ToChrono(debounce_);
+        }
+        if (settling && now >= settled) break;
+        if (now >= next_due) break;
+        const SteadyClock::time_point until = settling ? std::min(settled, next_due) : next_due;
+        loop_cv_.WaitWithTimeout(&loop_mu_, absl::FromChrono(until - now));
+      }
+      const SteadyClock::time_point now = SteadyClock::now();
+      if (settling && now >= settled) {
+        settling = false;
         // Cleared before evaluating: a nudge during the evaluation asks for another one.
         nudged_.store(false, std::memory_order_release);
         evaluate = true;
       }
-      if (SteadyClock::now() >= next_due) evaluate = true;
+      if (now >= next_due) evaluate = true;
+      refresh = refresh_wanted_;
+      refresh_wanted_ = false;
       work.swap(queue_);
     }
     for (Request& r : work) r.run();
     if (evaluate) {
-      // Errors are logged and recorded by RunOnce; the next interval retries.
+      // Errors are logged and recorded by RunOnce; the next interval retries. Its report answers readers too.
       (void)RunOnce();
       next_due = SteadyClock::now() + ToChrono(interval_);
+    } else if (refresh) {
+      Refresh();
     }
   }
+}
+
+bool Monitor::RequestRefresh() {
+  absl::MutexLock lock(&loop_mu_);
+  if (!running_ || stop_) return false;
+  refresh_wanted_ = true;
+  loop_cv_.Signal();
+  return true;
 }
 
 void Monitor::Enqueue(Request request) {
@@ -477,8 +572,9 @@ absl::StatusOr<ModeChange> Monitor::SetMode(LearningMode mode, const std::string
   }
   spdlog::info("cadence mode {} -> {} by {}: {}", ModeName(change.from_mode()), ModeName(mode), changed_by,
                reason);
-  if (last_snapshot_.has_value()) Publish(ReportFromSnapshot(*last_snapshot_, now));
-  Nudge();
+  if (last_snapshot_.has_value()) Publish(ReportFromSnapshot(*last_snapshot_, now), last_snapshot_covers_);
+  // The data did not change (the report above already shows the mode): only a decision is due.
+  AskForDecision();
   return change;
 }
 
@@ -497,6 +593,51 @@ absl::StatusOr<CadenceReport> Monitor::CurrentReport() const {
   return *current_;
 }
 
+absl::StatusOr<CadenceReport> Monitor::FreshReport() {
+  const uint64_t wanted = noted_changes_.load(std::memory_order_acquire);
+  {
+    absl::MutexLock lock(&state_mu_);
+    if (current_.has_value() && covered_ >= wanted) return *current_;
+  }
+  // Not published: only evaluations under eval_mu_ publish, so reports reach subscribers in order.
+  return EvaluateScope(Scope{});
+}
+
+void Monitor::FreshReportAsync(ReportDone done) {
+  const uint64_t wanted = noted_changes_.load(std::memory_order_acquire);
+  std::optional<CadenceReport> ready;
+  uint64_t waiter = 0;
+  {
+    absl::MutexLock lock(&state_mu_);
+    if (current_.has_value() && covered_ >= wanted) {
+      ready = current_;
+    } else if (waiters_.size() < kMaxWaiters) {
+      waiter = next_waiter_id_++;
+      waiters_.push_back(Waiter{waiter, wanted, std::move(done)});
+    }
+  }
+  if (ready.has_value()) {
+    done(*std::move(ready));
+    return;
+  }
+  if (waiter == 0) {
+    done(absl::ResourceExhaustedError("cadence monitor is busy; retry later"));
+    return;
+  }
+  if (RequestRefresh()) return;
+  // Not running: take the request back, unless Stop or a publish already answered it.
+  ReportDone mine;
+  {
+    absl::MutexLock lock(&state_mu_);
+    auto it = std::find_if(waiters_.begin(), waiters_.end(), [waiter](const Waiter& w) { return w.id == waiter; });
+    if (it != waiters_.end()) {
+      mine = std::move(it->done);
+      waiters_.erase(it);
+    }
+  }
+  if (mine) mine(absl::UnavailableError("cadence monitor is not running"));
+}
+
 absl::StatusOr<CadenceReport> Monitor::EvaluateScope(const Scope& scope) {
   absl::StatusOr<SourceSnapshot> snapshot = deps_.source->Load(scope);
   if (!snapshot.ok()) return snapshot.status();
@@ -513,12 +654,25 @@ void Monitor::EvaluateScopeAsync(Scope scope, std::function<void(absl::StatusOr<
 }
 
 Monitor::Subscription Monitor::Subscribe(ReportCallback callback) {
-  absl::MutexLock subs(&subs_mu_);
+  const uint64_t wanted = noted_changes_.load(std::memory_order_acquire);
   Subscription subscription;
-  subscription.id = next_subscriber_id_++;
-  subscribers_.emplace(subscription.id, std::move(callback));
-  absl::MutexLock lock(&state_mu_);
-  subscription.current = current_;
+  Subscriber subscriber{std::move(callback), false, 0};
+  {
+    absl::MutexLock subs(&subs_mu_);
+    subscription.id = next_subscriber_id_++;
+    {
+      absl::MutexLock lock(&state_mu_);
+      if (current_.has_value() && covered_ >= wanted) {
+        subscription.current = current_;
+      } else {
+        subscriber.owed = true;
+        subscriber.owed_covers = wanted;
+      }
+    }
+    subscribers_.emplace(subscription.id, std::move(subscriber));
+  }
+  // Without a running thread the next RunOnce brings the report.
+  if (!subscription.current.has_value()) RequestRefresh();
   return subscription;
 }
 
@@ -551,6 +705,7 @@ MonitorCounters Monitor::counters() const {
   c.actions = actions_.load(std::memory_order_relaxed);
   c.skips = skips_.load(std::memory_order_relaxed);
   c.reports_published = reports_published_.load(std::memory_order_relaxed);
+  c.refreshes = refreshes_.load(std::memory_order_relaxed);
   return c;
 }
 

@@ -28,6 +28,7 @@ struct MonitorCounters {
   uint64_t actions = 0;            // ACTED decisions: jobs submitted or approved into shadow
   uint64_t skips = 0;              // SKIPPED decisions, recorded or not
   uint64_t reports_published = 0;  // changed reports delivered to subscribers
+  uint64_t refreshes = 0;          // report-only evaluations for readers that needed a newer report
 };
 
 // The learning-cadence monitor: evaluates the policy over all trades on a fixed interval and after ingest
@@ -44,13 +45,21 @@ struct MonitorCounters {
 // CadenceStateStore. Consecutive evaluations reaching the same decision (same mode, trigger, action,
 // operation, reason and job) are recorded once, at the first, so a quiet system does not grow the history.
 //
+// Read your writes: whoever changes what the source reads (a commit of new trades, a job's end) calls
+// Nudge after the change is visible and before telling its own caller (the ingest ack). Each Nudge counts
+// one noted change; every report remembers how many noted changes its snapshot covers (the count read
+// before loading it). FreshReport, FreshReportAsync and Subscribe's first report cover every change noted
+// before they were called: the published report when it already does, else a report-only evaluation
+// (no decision, no log line, no debounce) made for them. The debounce delays only the decision, its
+// actions and its log line.
+//
 // Threading contract:
 // - Every public method is thread-safe.
 // - Non-blocking (short mutexes only, never I/O), safe on gRPC reactor threads: Nudge, CurrentReport,
-//   History, mode, last_mode_change, policy, counters, pending_job, report_version, Subscribe,
-//   Unsubscribe, SetModeAsync, EvaluateScopeAsync.
-// - Blocking (store and job-system I/O): RunOnce, SetMode, EvaluateScope, Start, Stop. Call them from
-//   worker threads, main or tests.
+//   FreshReportAsync, History, mode, last_mode_change, policy, counters, pending_job, report_version,
+//   Subscribe, Unsubscribe, SetModeAsync, EvaluateScopeAsync.
+// - Blocking (store and job-system I/O): RunOnce, SetMode, EvaluateScope, FreshReport, Start, Stop. Call
+//   them from worker threads, main or tests.
 // - Callbacks (report subscribers, async completions) run on the monitor thread, or on the thread calling
 //   a blocking method, one at a time and in report order. They must not block and must not call
 //   Subscribe, Unsubscribe, Stop or a blocking method; copying the report and posting it is the intent.
@@ -87,9 +96,11 @@ class Monitor final {
   // Wakes and joins the thread; queued async requests complete with UNAVAILABLE. Idempotent.
   void Stop();
 
-  // Asks for an evaluation soon: the thread waits policy.monitor.nudge_debounce_ms so a burst of nudges
-  // causes one evaluation. Cheap (an atomic exchange, and a short lock only on the first nudge of a
-  // burst); never waits for an evaluation. Without a running thread it does nothing.
+  // Notes a change of the data (call it once the change is visible to the source, before acknowledging it)
+  // and asks for an evaluation soon: the thread waits policy.monitor.nudge_debounce_ms so a burst of nudges
+  // causes one decision. Readers never wait for that: see FreshReport. Cheap (two atomic operations, and a
+  // short lock only on the first nudge of a burst); never waits for an evaluation. Without a running
+  // thread only the change is noted.
   void Nudge();
 
   // Persists and records the change, then republishes the report with the new mode and nudges so an
@@ -104,8 +115,20 @@ class Monitor final {
   void SetModeAsync(clm::v1::LearningMode mode, std::string changed_by, std::string reason,
                     std::function<void(absl::StatusOr<clm::v1::ModeChange>)> done);
 
-  // The latest all-trades report (no I/O). UNAVAILABLE before the first successful evaluation.
+  // The latest published all-trades report (no I/O), however old. UNAVAILABLE before the first successful
+  // evaluation. Readers that must see what was acknowledged to them use FreshReport or FreshReportAsync.
   absl::StatusOr<clm::v1::CadenceReport> CurrentReport() const;
+
+  // The all-trades report covering every change noted (Nudge) before the call: the published one when it
+  // does, else one evaluated on the calling thread (store I/O; it reports only and is not published).
+  // Safe on the monitor's own thread, e.g. from a JobLauncher call during RunOnce.
+  absl::StatusOr<clm::v1::CadenceReport> FreshReport();
+  // The same without blocking: `done` runs at once on the caller's thread when the published report
+  // covers every change noted before the call; otherwise the monitor thread evaluates at once (report
+  // only: no decision, no debounce), publishes the report and then calls `done`. UNAVAILABLE when the
+  // thread is not running, RESOURCE_EXHAUSTED when too many readers wait, the source's error when loading
+  // fails.
+  void FreshReportAsync(std::function<void(absl::StatusOr<clm::v1::CadenceReport>)> done);
 
   // A fresh evaluation of `scope` with the current mode. Reports only: never acts, records or publishes.
   absl::StatusOr<clm::v1::CadenceReport> EvaluateScope(const Scope& scope);
@@ -113,8 +136,11 @@ class Monitor final {
   void EvaluateScopeAsync(Scope scope, std::function<void(absl::StatusOr<clm::v1::CadenceReport>)> done);
 
   // Registers `callback` for every later changed report (anything but generated_at differs from the
-  // previous one). `current` is the report at registration, if any, so a watcher sends it first and then
-  // misses nothing. After Unsubscribe returns, the callback is not running and never runs again.
+  // previous one). `current` is the report at registration when it covers every change noted before the
+  // call, so a watcher sends it first and then misses nothing. Otherwise `current` is empty, the monitor
+  // evaluates at once (as for FreshReportAsync), and the first callback brings a report that covers those
+  // changes, changed or not; no older report reaches the callback. After Unsubscribe returns, the callback
+  // is not running and never runs again.
   struct Subscription {
     uint64_t id = 0;
     std::optional<clm::v1::CadenceReport> current;
@@ -140,11 +166,33 @@ class Monitor final {
     std::function<void()> run;
     std::function<void(absl::Status)> cancel;
   };
+  using ReportDone = std::function<void(absl::StatusOr<clm::v1::CadenceReport>)>;
+  // A FreshReportAsync caller waiting for a report that covers `covers` noted changes.
+  struct Waiter {
+    uint64_t id = 0;
+    uint64_t covers = 0;
+    ReportDone done;
+  };
+  struct Subscriber {
+    ReportCallback callback;
+    // Set until the subscriber got a report covering `owed_covers` noted changes (see Subscribe).
+    bool owed = false;
+    uint64_t owed_covers = 0;
+  };
 
   Monitor(clm::v1::CadencePolicy policy, Dependencies deps);
   absl::Status LoadState();
   void Loop();
   void Enqueue(Request request);
+  // Nudge without noting a change: a debounced evaluation, for the decision only.
+  void AskForDecision();
+  // Wakes the thread for a report-only evaluation; false when it is not running.
+  bool RequestRefresh();
+  // The report-only evaluation readers asked for, when the published report does not cover the noted
+  // changes. Runs on the monitor thread.
+  void Refresh();
+  // Completes, with `error`, the waiters that asked for no more than `covers` noted changes.
+  void FailWaiters(uint64_t covers, const absl::Status& error);
   clm::v1::MonitorDecision Decide(const clm::v1::CadenceReport& report, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(eval_mu_);
   clm::v1::MonitorDecision FollowPendingJob(const std::string& job_id, clm::v1::MonitorDecision decision)
@@ -152,7 +200,8 @@ class Monitor final {
   void SetPendingJob(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(eval_mu_);
   void Record(clm::v1::MonitorDecision* decision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(eval_mu_);
   clm::v1::CadenceReport ReportFromSnapshot(const SourceSnapshot& snapshot, absl::Time now);
-  void Publish(const clm::v1::CadenceReport& report) ABSL_EXCLUSIVE_LOCKS_REQUIRED(eval_mu_);
+  // `covers`: the noted changes the report's snapshot covers.
+  void Publish(const clm::v1::CadenceReport& report, uint64_t covers) ABSL_EXCLUSIVE_LOCKS_REQUIRED(eval_mu_);
 
   const clm::v1::CadencePolicy policy_;
   const Dependencies deps_;
@@ -164,6 +213,7 @@ class Monitor final {
   // reports are ordered. Held across I/O: never taken on a non-blocking path.
   absl::Mutex eval_mu_;
   std::optional<SourceSnapshot> last_snapshot_ ABSL_GUARDED_BY(eval_mu_);
+  uint64_t last_snapshot_covers_ ABSL_GUARDED_BY(eval_mu_) = 0;
   uint64_t next_decision_id_ ABSL_GUARDED_BY(eval_mu_) = 1;
 
   // State read by the non-blocking accessors. Held only for copies.
@@ -171,13 +221,17 @@ class Monitor final {
   clm::v1::LearningMode mode_ ABSL_GUARDED_BY(state_mu_);
   std::optional<clm::v1::ModeChange> last_mode_change_ ABSL_GUARDED_BY(state_mu_);
   std::optional<clm::v1::CadenceReport> current_ ABSL_GUARDED_BY(state_mu_);
+  uint64_t covered_ ABSL_GUARDED_BY(state_mu_) = 0;  // noted changes current_ covers
   uint64_t version_ ABSL_GUARDED_BY(state_mu_) = 0;
+  // Readers waiting for a report that covers more than covered_; completed by the Publish that covers them.
+  std::vector<Waiter> waiters_ ABSL_GUARDED_BY(state_mu_);
+  uint64_t next_waiter_id_ ABSL_GUARDED_BY(state_mu_) = 1;
   std::deque<clm::v1::MonitorDecision> history_ ABSL_GUARDED_BY(state_mu_);  // oldest first
   std::string pending_job_ ABSL_GUARDED_BY(state_mu_);
 
   // Subscribers; held while delivering, so Unsubscribe waits out a running callback.
   absl::Mutex subs_mu_ ABSL_ACQUIRED_AFTER(eval_mu_);
-  std::map<uint64_t, ReportCallback> subscribers_ ABSL_GUARDED_BY(subs_mu_);
+  std::map<uint64_t, Subscriber> subscribers_ ABSL_GUARDED_BY(subs_mu_);
   uint64_t next_subscriber_id_ ABSL_GUARDED_BY(subs_mu_) = 1;
 
   // The thread's wake-up state. Never held across I/O or callbacks.
@@ -187,7 +241,10 @@ class Monitor final {
   bool running_ ABSL_GUARDED_BY(loop_mu_) = false;
   bool stop_ ABSL_GUARDED_BY(loop_mu_) = false;
   std::deque<Request> queue_ ABSL_GUARDED_BY(loop_mu_);
+  bool refresh_wanted_ ABSL_GUARDED_BY(loop_mu_) = false;
   std::atomic<bool> nudged_{false};
+  // Changes noted by Nudge so far. Readers compare it with covered_.
+  std::atomic<uint64_t> noted_changes_{0};
   std::thread thread_;
 
   std::atomic<uint64_t> evaluations_{0};
@@ -195,6 +252,7 @@ class Monitor final {
   std::atomic<uint64_t> actions_{0};
   std::atomic<uint64_t> skips_{0};
   std::atomic<uint64_t> reports_published_{0};
+  std::atomic<uint64_t> refreshes_{0};
 };
 
 }  // namespace clm::cadence

@@ -1,5 +1,6 @@
 #include "lib/cadence/monitor.h"
 
+#include <atomic>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -498,6 +499,167 @@ TEST_F(MonitorTest, ABurstOfNudgesCausesOneEvaluation) {
   m->Unsubscribe(sub.id);
   m->Stop();
   EXPECT_EQ(m->counters().evaluations, 2u);  // Start's, and one for the whole burst
+}
+
+
+// Read your writes: after Nudge returns (the ingest ack follows it), every reader sees the change, long
+// before the debounced decision.
+class ReadYourWritesTest : public MonitorTest {
+ protected:
+  // The longest debounce the policy allows: a reader that waited for it would time out below.
+  std::unique_ptr<Monitor> MakeDebounced(clm::v1::LearningMode mode) {
+    clm::v1::CadencePolicy p = PolicyWithMode(mode);
+    p.mutable_monitor()->set_nudge_debounce_ms(60000);
+    return MakeWith(p, &state_);
+  }
+
+  static absl::StatusOr<clm::v1::CadenceReport> FreshAsync(Monitor& m) {
+    absl::Notification done;
+    absl::StatusOr<clm::v1::CadenceReport> out = absl::DeadlineExceededError("no answer within 10 s");
+    m.FreshReportAsync([&](absl::StatusOr<clm::v1::CadenceReport> r) {
+      out = std::move(r);
+      done.Notify();
+    });
+    if (!done.WaitForNotificationWithTimeout(absl::Seconds(10))) return absl::DeadlineExceededError("no answer");
+    return out;
+  }
+};
+
+TEST_F(ReadYourWritesTest, EveryReaderSeesEachNotedChangeAtOnceAndOnlyTheDecisionWaits) {
+  auto m = MakeDebounced(clm::v1::LOGGING_ONLY);
+  ASSERT_TRUE(m->Start().ok());
+  ASSERT_EQ(m->counters().evaluations, 1u);
+  std::vector<uint64_t> watched;
+  absl::Mutex watched_mu;
+  Monitor::Subscription early = m->Subscribe([&](const clm::v1::CadenceReport& r) {
+    absl::MutexLock lock(&watched_mu);
+    watched.push_back(r.data().total_trades());
+  });
+  ASSERT_TRUE(early.current.has_value());
+  for (uint64_t i = 1; i <= 30; ++i) {
+    // A commit of one more trade, then its ack: what every call that starts now must see.
+    source_.Set(Snapshot(288 + i, 248, 212, 748 + i));
+    m->Nudge();
+    absl::StatusOr<clm::v1::CadenceReport> r = FreshAsync(*m);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->data().total_trades(), 748 + i) << "GetStatus lagged the ack at trade " << i;
+    // Published: CurrentReport and the subscribers have it too.
+    EXPECT_EQ(m->CurrentReport()->data().total_trades(), 748 + i);
+    // Already covered now: answered at once, without another evaluation.
+    const uint64_t refreshes = m->counters().refreshes;
+    ASSERT_EQ(FreshAsync(*m)->data().total_trades(), 748 + i);
+    EXPECT_EQ(m->counters().refreshes, refreshes);
+
+    source_.Set(Snapshot(288 + i, 248, 212, 748 + i));  // unchanged data, but a change noted
+    m->Nudge();
+    // A watch that starts now gets a report covering it first, even though nothing changed.
+    absl::Notification first;
+    uint64_t first_total = 0;
+    Monitor::Subscription late = m->Subscribe([&](const clm::v1::CadenceReport& report) {
+      if (first.HasBeenNotified()) return;
+      first_total = report.data().total_trades();
+      first.Notify();
+    });
+    if (late.current.has_value()) {
+      first_total = late.current->data().total_trades();
+    } else {
+      ASSERT_TRUE(first.WaitForNotificationWithTimeout(absl::Seconds(10))) << "no first report for a watch";
+    }
+    m->Unsubscribe(late.id);
+    EXPECT_EQ(first_total, 748 + i);
+  }
+  m->Unsubscribe(early.id);
+  {
+    absl::MutexLock lock(&watched_mu);
+    ASSERT_EQ(watched.size(), 30u);  // each change once, the unchanged re-reads not at all
+    EXPECT_EQ(watched.back(), 778u);
+  }
+  // The decision and its log line still wait for the burst to settle.
+  EXPECT_EQ(m->counters().evaluations, 1u);
+  EXPECT_EQ(m->History(10).size(), 1u);
+  EXPECT_GE(m->counters().refreshes, 30u);
+  m->Stop();
+}
+
+TEST_F(ReadYourWritesTest, FreshReportEvaluatesOnTheCallerWhenThePublishedOneIsOlder) {
+  auto m = Make(clm::v1::LOGGING_ONLY);
+  Run(*m);
+  EXPECT_EQ(m->FreshReport()->data().total_trades(), 748u);
+  EXPECT_EQ(source_.scopes().size(), 1u);  // covered: the published report, no load
+
+  source_.Set(Snapshot(300, 260, 212, 772));
+  m->Nudge();
+  absl::StatusOr<clm::v1::CadenceReport> fresh = m->FreshReport();
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_EQ(fresh->data().total_trades(), 772u);
+  EXPECT_EQ(m->CurrentReport()->data().total_trades(), 748u);  // not published, nothing decided
+  EXPECT_EQ(m->counters().evaluations, 1u);
+
+  // Without the thread the asynchronous form answers only what is already covered.
+  absl::Status async;
+  m->FreshReportAsync([&](absl::StatusOr<clm::v1::CadenceReport> r) { async = r.status(); });
+  EXPECT_EQ(async.code(), absl::StatusCode::kUnavailable);
+  Run(*m);
+  absl::StatusOr<clm::v1::CadenceReport> covered = absl::UnknownError("not called");
+  m->FreshReportAsync([&](absl::StatusOr<clm::v1::CadenceReport> r) { covered = std::move(r); });
+  ASSERT_TRUE(covered.ok()) << covered.status();
+  EXPECT_EQ(covered->data().total_trades(), 772u);
+}
+
+TEST_F(ReadYourWritesTest, ALoadFailureAnswersTheWaitingReaderWithTheError) {
+  auto m = MakeDebounced(clm::v1::LOGGING_ONLY);
+  ASSERT_TRUE(m->Start().ok());
+  source_.Fail(absl::UnavailableError("database locked"));
+  m->Nudge();
+  absl::StatusOr<clm::v1::CadenceReport> r = FreshAsync(*m);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(r.status().message(), "database locked");
+  source_.Fail(absl::OkStatus());
+  r = FreshAsync(*m);
+  ASSERT_TRUE(r.ok()) << r.status();
+  m->Stop();
+}
+
+// The automatic approval's level check runs on the monitor thread, in the middle of an evaluation: the
+// fresh read there must not wait for the thread it runs on.
+class LevelCheckingLauncher final : public JobLauncher {
+ public:
+  explicit LevelCheckingLauncher(FakeLauncher* inner) : inner_(inner) {}
+  void SetMonitor(Monitor* monitor) { monitor_ = monitor; }
+  absl::StatusOr<std::string> SubmitCalibration(const std::string& reason) override {
+    return inner_->SubmitCalibration(reason);
+  }
+  absl::StatusOr<JobStatus> GetJobStatus(const std::string& job_id) override { return inner_->GetJobStatus(job_id); }
+  absl::Status ApproveIntoShadow(const std::string& job_id, const std::string& reason) override {
+    absl::StatusOr<clm::v1::CadenceReport> levels = monitor_->FreshReport();
+    if (!levels.ok()) return levels.status();
+    seen_total_ = levels->data().total_trades();
+    return inner_->ApproveIntoShadow(job_id, reason);
+  }
+  uint64_t seen_total() const { return seen_total_; }
+
+ private:
+  FakeLauncher* const inner_;
+  Monitor* monitor_ = nullptr;
+  std::atomic<uint64_t> seen_total_{0};
+};
+
+TEST_F(ReadYourWritesTest, TheAutomaticApprovalSeesTheTradesAcknowledgedBeforeIt) {
+  LevelCheckingLauncher launcher(&launcher_);
+  clm::v1::CadencePolicy p = PolicyWithMode(clm::v1::AUTO_SHADOW);
+  absl::StatusOr<std::unique_ptr<Monitor>> created = Monitor::Create(p, {&source_, &state_, &clock_, &launcher});
+  ASSERT_TRUE(created.ok()) << created.status();
+  std::unique_ptr<Monitor> m = *std::move(created);
+  launcher.SetMonitor(m.get());
+  ASSERT_TRUE(m->Start().ok());  // submits job-1
+  ASSERT_EQ(m->pending_job(), "job-1");
+  launcher_.SetJob("job-1", {JobStatus::State::kSucceeded, true, ""});
+  source_.Set(Snapshot(300, 260, 212, 24));
+  m->Nudge();  // the job's end: the thread approves, checking the levels on itself
+  for (int i = 0; i < 1000 && launcher_.approvals().empty(); ++i) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_EQ(launcher_.approvals(), std::vector<std::string>{"job-1"});
+  EXPECT_EQ(launcher.seen_total(), 772u);
+  m->Stop();
 }
 
 }  // namespace
