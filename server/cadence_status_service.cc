@@ -56,7 +56,8 @@ class CadenceStatusService::WatchReactor final : public grpc::ServerWriteReactor
       return;
     }
     // Not under mu_: OnReport takes mu_ while the monitor holds its subscriber lock, so taking them in the
-    // other order here could deadlock.
+    // other order here could deadlock. When the published report does not cover every trade acknowledged
+    // before this call, `current` is empty and the first OnReport brings one that does.
     cadence::Monitor::Subscription subscription =
         service_->monitor_->Subscribe([this](const CadenceReport& report) { OnReport(report); });
     absl::MutexLock lock(&mu_);
@@ -179,10 +180,12 @@ grpc::ServerUnaryReactor* CadenceStatusService::GetStatus(grpc::CallbackServerCo
     return reactor;
   }
   if (request->symbol().empty() && request->model_id().empty()) {
-    // The monitor's published report: the same one WatchStatus and the status line show.
-    absl::StatusOr<CadenceReport> report = monitor_->CurrentReport();
-    if (report.ok()) *response = *std::move(report);
-    FinishUnary(reactor, get_status_metrics_, start, ToGrpcStatus(report.status()));
+    // The monitor's published report, the one WatchStatus shows, once it covers every trade acknowledged
+    // before this call: at once when it does, else from the monitor thread when it has evaluated.
+    monitor_->FreshReportAsync([this, reactor, response, start](absl::StatusOr<CadenceReport> report) {
+      if (report.ok()) *response = *std::move(report);
+      FinishUnary(reactor, get_status_metrics_, start, ToGrpcStatus(report.status()));
+    });
     return reactor;
   }
   monitor_->EvaluateScopeAsync(cadence::Scope{request->symbol(), request->model_id()},

@@ -79,7 +79,7 @@ class CadenceServerTest : public ::testing::Test {
   void StartServer() {
     clm::v1::ServerConfig given;
     // Evaluate as soon as an ingest burst is committed; the periodic evaluation plays no part here.
-    given.mutable_policy()->mutable_monitor()->set_nudge_debounce_ms(0);
+    given.mutable_policy()->mutable_monitor()->set_nudge_debounce_ms(debounce_ms_);
     absl::StatusOr<clm::v1::ServerConfig> config = config::ResolveServerConfig(given);
     ASSERT_TRUE(config.ok()) << config.status();
     Server::Options options;
@@ -158,11 +158,48 @@ class CadenceServerTest : public ::testing::Test {
     EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::CANCELLED);
   }
 
+  int64_t debounce_ms_ = 0;
   clm::testing::TempDir dir_;
   std::unique_ptr<Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<clm::v1::CadenceStatus::Stub> cadence_;
   std::unique_ptr<clm::v1::TradeIngest::Stub> ingest_;
+};
+
+// The longest debounce the policy allows: a reader that waited for the monitor's debounced evaluation
+// would see the trades a minute late, far beyond any wait below.
+class ReadYourWritesServerTest : public CadenceServerTest {
+ protected:
+  void SetUp() override {
+    debounce_ms_ = 60000;
+    CadenceServerTest::SetUp();
+  }
+
+  // `n` trades closed over the last days, WIN and LOSS alternating.
+  static clm::v1::RecordRequest Batch(int round, int n) {
+    clm::v1::RecordRequest request;
+    request.set_batch_id(static_cast<uint64_t>(round) + 1);
+    for (int i = 0; i < n; ++i) {
+      *request.add_trades() = MakeTrade(absl::StrCat("r", round, "-", i), 0.6,
+                                        i % 2 == 0 ? TradeOutcome::WIN : TradeOutcome::LOSS,
+                                        absl::Hours(1 + round * 7 + i));
+    }
+    return request;
+  }
+
+  // The first report of a watch started now.
+  uint64_t FirstWatchedTotal() {
+    grpc::ClientContext context;
+    context.set_deadline(Deadline(10));
+    auto watch = cadence_->WatchStatus(&context, clm::v1::WatchStatusRequest());
+    CadenceReport report;
+    const bool got = watch->Read(&report);
+    context.TryCancel();
+    while (watch->Read(&report)) {
+    }
+    watch->Finish();
+    return got ? report.data().total_trades() : UINT64_MAX;
+  }
 };
 
 TEST_F(CadenceServerTest, WorkedExampleComesOutExactlyThroughGrpc) {
@@ -380,6 +417,53 @@ TEST_F(CadenceServerTest, ShutdownWithAnOpenWatchFinishesPromptly) {
   stopper.join();
   EXPECT_LT(absl::Now() - start, absl::Seconds(5)) << "shutdown waited for the grace period";
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+}
+
+// Read your writes: a GetStatus or a watch started right after an ack sees the acknowledged trades, though the
+// monitor's own evaluation waits a minute. Unary Record and the Ingest stream alike, round after round, so a
+// lag of any length would be caught.
+TEST_F(ReadYourWritesServerTest, GetStatusAndWatchRightAfterTheAckSeeTheTrades) {
+  grpc::ClientContext stream_context;
+  stream_context.set_deadline(Deadline(60));
+  auto stream = ingest_->Ingest(&stream_context);
+  uint64_t total = 0;
+  for (int round = 0; round < 20; ++round) {
+    const int n = 1 + round % 7;
+    clm::v1::RecordRequest batch = Batch(round, n);
+    clm::v1::IngestAck ack;
+    if (round % 2 == 0) {
+      grpc::ClientContext context;
+      context.set_deadline(Deadline());
+      grpc::Status status = ingest_->Record(&context, batch, &ack);
+      ASSERT_TRUE(status.ok()) << status.error_message();
+    } else {
+      clm::v1::IngestRequest request;
+      request.set_batch_id(batch.batch_id());
+      *request.mutable_trades() = batch.trades();
+      ASSERT_TRUE(stream->Write(request));
+      ASSERT_TRUE(stream->Read(&ack));
+    }
+    ASSERT_EQ(ack.accepted(), static_cast<uint32_t>(n));
+    total += static_cast<uint64_t>(n);
+
+    CadenceReport report;
+    grpc::Status status = GetStatus("", "", &report);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_EQ(report.data().total_trades(), total) << "GetStatus lagged the ack of round " << round;
+    ASSERT_EQ(FirstWatchedTotal(), total) << "WatchStatus lagged the ack of round " << round;
+  }
+  stream->WritesDone();
+  clm::v1::IngestAck ignored;
+  while (stream->Read(&ignored)) {
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+
+  // The decision waits for the burst to settle: only the startup evaluation decided so far.
+  grpc::ClientContext history_context;
+  clm::v1::GetMonitorHistoryResponse history;
+  ASSERT_TRUE(cadence_->GetMonitorHistory(&history_context, clm::v1::GetMonitorHistoryRequest(), &history).ok());
+  ASSERT_EQ(history.decisions_size(), 1);
+  EXPECT_EQ(history.decisions(0).new_trades_since_training(), 0u);
 }
 
 // The service alone, over a monitor with a job launcher, so an operator can switch to an automatic mode.
