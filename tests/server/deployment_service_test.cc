@@ -40,7 +40,7 @@ class DeploymentServiceTest : public ::testing::Test {
 
   void Start() {
     clm::v1::ServerConfig given;
-    given.mutable_policy()->mutable_monitor()->set_nudge_debounce_ms(0);  // reports follow ingest at once
+    given.mutable_policy()->mutable_monitor()->set_nudge_debounce_ms(debounce_ms_);
     given.mutable_deployment()->set_active_json_path(dir_.path() + "/active.json");
     Server::Options options;
     options.grpc_address = "127.0.0.1:0";
@@ -61,6 +61,18 @@ class DeploymentServiceTest : public ::testing::Test {
   // 1,000 trades over about a week from an engine over-confident in 0.50-0.70, then waits until the
   // monitor's report counts them (the approval rules read it).
   void IngestAndWaitForReport() {
+    Ingest();
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      grpc::ClientContext context;
+      clm::v1::CadenceReport report;
+      ASSERT_TRUE(cadence_->GetStatus(&context, clm::v1::GetStatusRequest(), &report).ok());
+      if (report.data().total_trades() == 1000) return;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    FAIL() << "the cadence report never counted the trades";
+  }
+
+  void Ingest() {
     std::mt19937_64 rng(3);
     std::uniform_real_distribution<double> u(0.0, 1.0);
     // One batch: one commit, so the BATCH trigger fires once (in AUTO modes, one job).
@@ -76,14 +88,6 @@ class DeploymentServiceTest : public ::testing::Test {
     clm::v1::IngestAck ack;
     ASSERT_TRUE(ingest_->Record(&context, request, &ack).ok());
     ASSERT_EQ(ack.accepted(), 1000u);
-    for (int attempt = 0; attempt < 200; ++attempt) {
-      grpc::ClientContext context;
-      clm::v1::CadenceReport report;
-      ASSERT_TRUE(cadence_->GetStatus(&context, clm::v1::GetStatusRequest(), &report).ok());
-      if (report.data().total_trades() == 1000) return;
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    FAIL() << "the cadence report never counted the trades";
   }
 
   std::string RunJob() {
@@ -102,6 +106,7 @@ class DeploymentServiceTest : public ::testing::Test {
     return job.id();
   }
 
+  int64_t debounce_ms_ = 0;  // reports follow ingest at once
   clm::testing::TempDir dir_;
   std::unique_ptr<Server> server_;
   std::unique_ptr<clm::v1::TradeIngest::Stub> ingest_;
@@ -228,6 +233,32 @@ TEST_F(DeploymentServiceTest, ApprovePromoteRollbackReachEveryWatcherInOrder) {
   EXPECT_EQ(audit.entries(0).actor(), "bob");
   EXPECT_EQ(audit.entries(0).from_version(), 1u);
   EXPECT_EQ(audit.entries(0).to_version(), 0u);
+}
+
+// The level check of Approve sees the trades acknowledged before it, though the monitor's own evaluation
+// waits a minute: before, it read the last evaluation's report and refused "too few trades: 0 of 100".
+TEST_F(DeploymentServiceTest, ApproveRightAfterTheAckSeesTheTrades) {
+  debounce_ms_ = 60000;
+  Restart();
+  Ingest();
+  const std::string job = RunJob();
+  grpc::ClientContext approve_context;
+  clm::v1::ApproveRequest approve;
+  approve.set_job_id(job);
+  approve.set_stage(clm::v1::STAGE_SHADOW);
+  approve.set_approver("alice");
+  approve.set_reason("reviewed the report");
+  clm::v1::DeploymentVersion version;
+  grpc::Status status = deployment_->Approve(&approve_context, approve, &version);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(version.stage(), clm::v1::STAGE_SHADOW);
+
+  // The monitor has not decided since the start: the approval did not wait for it.
+  grpc::ClientContext history_context;
+  clm::v1::GetMonitorHistoryResponse history;
+  ASSERT_TRUE(cadence_->GetMonitorHistory(&history_context, clm::v1::GetMonitorHistoryRequest(), &history).ok());
+  ASSERT_EQ(history.decisions_size(), 1);
+  EXPECT_EQ(history.decisions(0).new_trades_since_training(), 0u);
 }
 
 TEST_F(DeploymentServiceTest, RefusalsNameTheRule) {
