@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace clm::calibration {
 
@@ -17,14 +18,26 @@ double Mse(absl::Span<const double> predicted, absl::Span<const double> label) {
 
 double LogLoss(absl::Span<const double> predicted, absl::Span<const double> label) {
   if (predicted.empty()) return 0.0;
-  constexpr double kEps = 1e-15;
+  // sklearn's eps="auto": the machine epsilon of the predictions' dtype, float64.
+  constexpr double kEps = std::numeric_limits<double>::epsilon();
   double sum = 0.0;
   for (size_t i = 0; i < predicted.size(); ++i) {
     const double p = std::clamp(predicted[i], kEps, 1.0 - kEps);
-    sum -= label[i] * std::log(p) + (1.0 - label[i]) * std::log(1.0 - p);
+    // sklearn's steps, in its order: clip, build the row [1 - p, p], divide it by its sum (rounding can
+    // leave that a hair off 1), then -(xlogy(1 - y, row[0]) + xlogy(y, row[1])).
+    const double row_sum = (1.0 - p) + p;
+    const double loss_prob = (1.0 - p) / row_sum;
+    const double win_prob = p / row_sum;
+    const double y = label[i];
+    double loss = 0.0;
+    if (y != 1.0) loss += (1.0 - y) * std::log(loss_prob);  // xlogy(0, x) is 0
+    if (y != 0.0) loss += y * std::log(win_prob);
+    sum -= loss;
   }
   return sum / static_cast<double>(predicted.size());
 }
+
+double Edge(int k, int bins) { return static_cast<double>(k) / bins; }
 
 double ImprovementPct(double before, double after) {
   if (!(before > 0.0)) return 0.0;
@@ -32,9 +45,14 @@ double ImprovementPct(double before, double after) {
 }
 
 int BinIndex(double p, int bins) {
-  if (!(p > 0.0)) return 0;
-  const int b = static_cast<int>(std::floor(p * bins));
-  return std::min(b, bins - 1);
+  if (bins <= 1 || !(p > 0.0)) return 0;
+  if (p >= 1.0) return bins - 1;
+  // p * bins is rounded, so its floor can be one bin off next to an edge (0.29 * 100 = 28.999999999999996):
+  // start there and let the edges, computed exactly as ReliabilityBins reports them, decide.
+  int k = std::min(static_cast<int>(p * bins), bins - 1);
+  while (k > 0 && p < Edge(k, bins)) --k;
+  while (k + 1 < bins && p >= Edge(k + 1, bins)) ++k;
+  return k;
 }
 
 std::vector<clm::v1::ReliabilityBin> ReliabilityBins(absl::Span<const double> predicted,
@@ -51,8 +69,8 @@ std::vector<clm::v1::ReliabilityBin> ReliabilityBins(absl::Span<const double> pr
   std::vector<clm::v1::ReliabilityBin> out(bins);
   for (int b = 0; b < bins; ++b) {
     clm::v1::ReliabilityBin& r = out[b];
-    r.set_lo(static_cast<double>(b) / bins);
-    r.set_hi(static_cast<double>(b + 1) / bins);
+    r.set_lo(Edge(b, bins));
+    r.set_hi(Edge(b + 1, bins));
     r.set_count(count[b]);
     if (count[b] > 0) {
       const double n = static_cast<double>(count[b]);

@@ -10,7 +10,11 @@ File format (whitespace separated, doubles printed with repr so they round-trip 
     sklearn <version>
     train <n>            then n lines: x y w
     <section> <n>        then n lines of numbers
+
+platt_optimum_*.txt hold no sklearn figure but the true optimum of Platt's objective, found by Newton's
+method in 60-digit decimal arithmetic (Python's decimal module), beside sklearn's own fit for comparison.
 """
+import decimal
 import os
 import sys
 
@@ -75,6 +79,59 @@ def platt_case(name, f, y, w=None):
     ])
 
 
+def platt_objective(a, b, f, t, w):
+    """Platt's objective sum_i w_i [t_i z_i + log(1 + exp(-z_i))], z_i = a f_i + b, in Decimal."""
+    total = decimal.Decimal(0)
+    for fi, ti, wi in zip(f, t, w):
+        z = a * fi + b
+        total += wi * (ti * z + (1 + (-z).exp()).ln())
+    return total
+
+
+def platt_optimum_case(name, f, y):
+    """sklearn's fit and the exact optimum of the objective it minimises (labels 0 and 1, unit weights)."""
+    f = np.asarray(f, dtype=float)
+    y = np.asarray(y, dtype=float)
+    a_sk, b_sk = _sigmoid_calibration(f, y)
+    D = decimal.Decimal
+    with decimal.localcontext() as ctx:
+        ctx.prec = 60
+        fd = [D(float(v)) for v in f]  # the doubles exactly
+        n1 = D(int(y.sum()))
+        n0 = D(len(y)) - n1
+        hi, lo = (n1 + 1) / (n1 + 2), 1 / (n0 + 2)
+        t = [hi if v == 1 else lo for v in y]
+        w = [D(1)] * len(fd)
+        a, b = D(0), ((n0 + 1) / (n1 + 1)).ln()
+        for _ in range(200):
+            g1 = g2 = h11 = h22 = h21 = D(0)
+            for fi, ti in zip(fd, t):
+                p = 1 / (1 + (a * fi + b).exp())
+                d2 = p * (1 - p)
+                h11 += fi * fi * d2
+                h22 += d2
+                h21 += fi * d2
+                g1 += fi * (ti - p)
+                g2 += ti - p
+            det = h11 * h22 - h21 * h21
+            da = -(h22 * g1 - h21 * g2) / det
+            db = -(-h21 * g1 + h11 * g2) / det
+            a, b = a + da, b + db
+            if abs(da) < D("1e-45") and abs(db) < D("1e-45"):
+                break
+        else:
+            raise RuntimeError("Newton did not converge for " + name)
+        f_opt = platt_objective(a, b, fd, t, w)
+        f_sk = platt_objective(D(float(a_sk)), D(float(b_sk)), fd, t, w)
+    write("platt_optimum_" + name, [
+        ("train", list(zip(f, y, np.ones_like(f)))),
+        # a, b and the objective at the optimum; the objective's excess at sklearn's a, b (from the same
+        # 60-digit evaluation, so it is exact even where it is far below a double's resolution of f).
+        ("optimum", [(a, b, f_opt)]),
+        ("sklearn", [(a_sk, b_sk, f_sk - f_opt)]),
+    ])
+
+
 def main():
     if sklearn.__version__ != "1.2.1":
         print("warning: references are meant to come from sklearn 1.2.1, this is", sklearn.__version__,
@@ -122,8 +179,26 @@ def main():
     ym[0], ym[1] = 1.0, 0.0
     write("metrics_200", [
         ("train", list(zip(pm, ym, np.ones_like(pm)))),
-        ("values", [(brier_score_loss(ym, pm), log_loss(ym, pm, eps=1e-15, labels=[0, 1]))]),
+        ("values", [(brier_score_loss(ym, pm), log_loss(ym, pm, labels=[0, 1]))]),  # eps="auto"
     ])
+
+    # Log loss at the clipping edges, with the default eps="auto" (the float64 epsilon): every prediction
+    # with both labels, each row's own loss, and the mean over all rows.
+    eps = np.finfo(np.float64).eps
+    # (Subnormal predictions clip like 1e-300; they are left out because the tests read with std::stod.)
+    edges = [0.0, 1.0, 1e-300, 1e-17, eps / 2, eps, 2 * eps, 1e-15, 1e-9, 0.5, 1 - 1e-9,
+             1 - 1e-15, 1 - 2 * eps, 1 - eps, 1 - eps / 2, np.nextafter(1.0, 0.0), 0.3, 0.7]
+    pe = np.array([p for p in edges for _ in (0, 1)], dtype=float)
+    ye = np.array([y for _ in edges for y in (0.0, 1.0)])
+    write("log_loss_edges", [
+        ("train", [(p, y, log_loss([y], [p], labels=[0, 1])) for p, y in zip(pe, ye)]),
+        ("values", [(log_loss(ye, pe, labels=[0, 1]),)]),
+    ])
+
+    # Platt on separable data: sklearn's BFGS stops early; CLM is compared with the true optimum.
+    platt_optimum_case("separable", [0.1, 0.2, 0.3, 0.7, 0.8, 0.9], [0, 0, 0, 1, 1, 1])
+    fsep = np.sort(rng.random(200))
+    platt_optimum_case("separable_200", fsep, (fsep > 0.5).astype(float))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 #include "lib/calibration/metrics.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
+
+#include "absl/types/span.h"
 
 #include "gtest/gtest.h"
 #include "tests/calibration/ref_data.h"
@@ -42,9 +45,30 @@ TEST(Metrics, AgreesWithSklearnBrierAndLogLoss) {
   const auto ref = testing::LoadRef("metrics_200");
   const auto p = ref.Column("train", 0);
   const auto y = ref.Column("train", 1);
-  // p contains exact 0 and 1 on the wrong outcome: the log loss must clip to 1e-15 like sklearn.
+  // p contains exact 0 and 1 on the wrong outcome: the log loss must clip as sklearn's default eps="auto" does.
   EXPECT_NEAR(Mse(p, y), ref.sections.at("values")[0][0], 1e-12);
-  EXPECT_NEAR(LogLoss(p, y), ref.sections.at("values")[0][1], 1e-9);
+  const double want = ref.sections.at("values")[0][1];
+  EXPECT_NEAR(LogLoss(p, y), want, 1e-14 * want);
+}
+
+// Every prediction at or next to the clipping edges, each with both labels, against sklearn 1.2.1's
+// log_loss(labels=[0, 1]) with its default eps: row by row, and the mean.
+TEST(Metrics, LogLossClipsAtTheEdgesExactlyAsSklearn) {
+  const auto ref = testing::LoadRef("log_loss_edges");
+  ASSERT_EQ(ref.sklearn_version, "1.2.1");
+  const auto p = ref.Column("train", 0);
+  const auto y = ref.Column("train", 1);
+  const auto loss = ref.Column("train", 2);
+  ASSERT_EQ(p.size(), 36u);
+  for (size_t i = 0; i < p.size(); ++i) {
+    const double got = LogLoss(absl::MakeConstSpan(&p[i], 1), absl::MakeConstSpan(&y[i], 1));
+    EXPECT_NEAR(got, loss[i], 4e-16 * std::max(1.0, loss[i])) << "p = " << p[i] << ", y = " << y[i];
+  }
+  // A certain prediction proven wrong costs -log(2.2e-16) = 36.04, not -log(1e-15) = 34.54.
+  EXPECT_NEAR(LogLoss(std::vector<double>{0.0}, std::vector<double>{1.0}), 36.04365338911715, 1e-13);
+  EXPECT_NEAR(LogLoss(std::vector<double>{1.0}, std::vector<double>{0.0}), 36.04365338911715, 1e-13);
+  const double mean = ref.sections.at("values")[0][0];
+  EXPECT_NEAR(LogLoss(p, y), mean, 1e-14 * mean);
 }
 
 TEST(Metrics, ImprovementPercent) {
@@ -67,6 +91,43 @@ TEST(Metrics, BinsCoverTheUnitInterval) {
   EXPECT_EQ(bins[0].count(), 0u);
   EXPECT_FALSE(bins[0].thin());
   EXPECT_NEAR(bins[3].gap(), 0.6, 1e-12);  // 0.6 predicted, lost
+}
+
+// A confidence exactly at an edge k / bins is in bin k, for every bin count and every edge, although
+// floor(c * bins) misses some (0.29 * 100 = 28.999999999999996); the double just below an edge is in the bin
+// before it. ReliabilityBins reports the same edges.
+TEST(Metrics, AConfidenceAtAnEdgeIsInTheBinItStarts) {
+  EXPECT_EQ(BinIndex(0.29, 100), 29);
+  EXPECT_EQ(std::floor(0.29 * 100), 28.0);  // what the edges correct
+  int wrong = 0;
+  for (int bins = 1; bins <= 1000; ++bins) {
+    for (int k = 0; k <= bins; ++k) {
+      const double edge = static_cast<double>(k) / bins;
+      ASSERT_EQ(Edge(k, bins), edge);
+      const int want = std::min(k, bins - 1);  // 1.0 belongs to the last bin
+      if (BinIndex(edge, bins) != want && ++wrong <= 10) {
+        ADD_FAILURE() << "edge " << k << "/" << bins << " = " << edge << " went to bin " << BinIndex(edge, bins);
+      }
+      if (k > 0 && BinIndex(std::nextafter(edge, 0.0), bins) != k - 1 && ++wrong <= 10) {
+        ADD_FAILURE() << "just below edge " << k << "/" << bins << " went to bin "
+                      << BinIndex(std::nextafter(edge, 0.0), bins);
+      }
+    }
+  }
+  EXPECT_EQ(wrong, 0);
+
+  const std::vector<double> at_edges = {0.29, 0.57, 0.58, 0.99};
+  const std::vector<double> labels = {1.0, 0.0, 1.0, 0.0};
+  const auto bins = ReliabilityBins(at_edges, labels, 100, 1);
+  for (double c : at_edges) {
+    const auto& bin = bins[static_cast<size_t>(BinIndex(c, 100))];
+    EXPECT_EQ(bin.count(), 1u) << c;
+    EXPECT_EQ(bin.lo(), c);
+    EXPECT_EQ(bin.mean_predicted(), c);
+  }
+  EXPECT_EQ(BinIndex(-0.5, 10), 0);
+  EXPECT_EQ(BinIndex(std::nan(""), 10), 0);
+  EXPECT_EQ(BinIndex(1.5, 10), 9);
 }
 
 TEST(Metrics, EmptyInputIsZero) {
