@@ -2,10 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/util/time_util.h"
 #include "lib/calibration/engine.h"
 #include "lib/calibration/options.h"
 #include "lib/store/sqlite_trade_store.h"
@@ -35,19 +39,33 @@ store::DatasetQuery ToQuery(const clm::v1::DatasetFilter& filter) {
   return query;
 }
 
+// Why a job has nothing to learn from, in the filter's own terms.
+std::string NoTradesReason(const clm::v1::DatasetFilter& filter) {
+  std::vector<std::string> terms;
+  if (!filter.symbol().empty()) terms.push_back(absl::StrCat("symbol \"", filter.symbol(), "\""));
+  if (!filter.model_id().empty()) terms.push_back(absl::StrCat("model_id \"", filter.model_id(), "\""));
+  if (filter.has_closed_from()) {
+    terms.push_back(absl::StrCat("closed_from ", google::protobuf::util::TimeUtil::ToString(filter.closed_from())));
+  }
+  if (filter.has_closed_to()) {
+    terms.push_back(absl::StrCat("closed_to ", google::protobuf::util::TimeUtil::ToString(filter.closed_to())));
+  }
+  if (terms.empty()) return "no trades to calibrate on: none are stored yet";
+  return absl::StrCat("no trades to calibrate on: none match the filter (", absl::StrJoin(terms, ", "), ")");
+}
+
 }  // namespace
 
 absl::Status ValidateSubmit(const clm::v1::SubmitJobRequest& request) {
   if (!clm::v1::CalibrationMethod_IsValid(request.method())) {
     return absl::InvalidArgumentError(
-        absl::StrCat("method: must be ISOTONIC or PLATT, got ", static_cast<int>(request.method())));
+        absl::StrCat("method: must be ISOTONIC, PLATT or VENN_ABERS, got ", static_cast<int>(request.method())));
   }
   clm::v1::CalibrationOptions options = request.options();
   if (request.method() != clm::v1::CALIBRATION_METHOD_UNSPECIFIED) options.set_method(request.method());
+  // ResolveOptions names its fields from the request's root already ("options.folds: ...").
   absl::StatusOr<calibration::ResolvedOptions> resolved = calibration::ResolveOptions(options);
-  if (!resolved.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("options.", resolved.status().message()));
-  }
+  if (!resolved.ok()) return absl::InvalidArgumentError(resolved.status().message());
   const auto& f = request.filter();
   if (f.has_closed_from() && f.has_closed_to() && store::ToNanos(f.closed_from()) >= store::ToNanos(f.closed_to())) {
     return absl::InvalidArgumentError("filter.closed_to: must be after filter.closed_from");
@@ -326,6 +344,12 @@ void JobManager::Run(const std::string& id) {
                     trades->end());
       job.set_max_seq(static_cast<uint64_t>(*max_seq));
       job.set_trades_seen(trades->size());
+    }
+    // Nothing to fit or measure: a job that "succeeded" on no evidence would read as a result.
+    if (trades.ok() && trades->empty()) {
+      status = absl::FailedPreconditionError(NoTradesReason(job.request().filter()));
+    }
+    if (status.ok()) {
       clm::v1::CalibrationOptions options = job.request().options();
       if (job.request().method() != clm::v1::CALIBRATION_METHOD_UNSPECIFIED) {
         options.set_method(job.request().method());

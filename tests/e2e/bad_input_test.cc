@@ -81,7 +81,7 @@ TEST_F(BadInputTest, EveryBadRequestGetsItsPreciseErrorAndChangesNothing) {
        absl::StatusCode::kInvalidArgument, "symbol: must be at most 64 bytes"},
       // CalibrationJob.
       {"clm.v1.CalibrationJob", "Submit", R"({"options": {"folds": 1}})", absl::StatusCode::kInvalidArgument,
-       "options.folds"},
+       "options.folds: must be within [2, 100], got 1"},
       {"clm.v1.CalibrationJob", "Submit", R"({"options": {"bins": 1001}})", absl::StatusCode::kInvalidArgument,
        "options.bins"},
       {"clm.v1.CalibrationJob", "Submit", R"({"options": {"tolerance": 2}})", absl::StatusCode::kInvalidArgument,
@@ -89,7 +89,7 @@ TEST_F(BadInputTest, EveryBadRequestGetsItsPreciseErrorAndChangesNothing) {
       {"clm.v1.CalibrationJob", "Submit", R"({"options": {"bootstrapResamples": 5}})",
        absl::StatusCode::kInvalidArgument, "options.bootstrap_resamples"},
       {"clm.v1.CalibrationJob", "Submit", R"({"method": 7})", absl::StatusCode::kInvalidArgument,
-       "method: must be ISOTONIC or PLATT, got 7"},
+       "method: must be ISOTONIC, PLATT or VENN_ABERS, got 7"},
       {"clm.v1.CalibrationJob", "Submit",
        R"({"filter": {"closedFrom": "2026-02-10T00:00:00Z", "closedTo": "2026-02-09T00:00:00Z"}})",
        absl::StatusCode::kInvalidArgument, "filter.closed_to: must be after filter.closed_from"},
@@ -132,6 +132,7 @@ TEST_F(BadInputTest, EveryBadRequestGetsItsPreciseErrorAndChangesNothing) {
     ASSERT_FALSE(answer.ok()) << *answer;
     EXPECT_EQ(answer.status().code(), c.code) << answer.status();
     EXPECT_NE(answer.status().message().find(c.message), std::string::npos) << answer.status();
+    EXPECT_EQ(answer.status().message().find("options.options"), std::string::npos) << answer.status();
   }
   // A job watch with no id ends the stream with the same kind of error.
   auto watch = client_->CallStream("clm.v1.CalibrationJob", "Watch", {"{}"});

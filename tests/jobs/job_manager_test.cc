@@ -205,7 +205,8 @@ TEST_F(JobManagerTest, InvalidRequestsNameTheField) {
   auto job = manager_->Submit(request);
   ASSERT_FALSE(job.ok());
   EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(job.status().message().find("options.folds"), std::string::npos) << job.status();
+  // The path from the request's root, once: "options.folds", not "options.options.folds".
+  EXPECT_EQ(job.status().message(), "options.folds: must be within [2, 100], got 1");
 
   request.Clear();
   request.mutable_filter()->mutable_closed_from()->set_seconds(2000);
@@ -330,6 +331,59 @@ TEST_F(JobManagerTest, CadenceLauncherSubmitsAndReportsReadiness) {
   EXPECT_EQ(status->state, cadence::JobStatus::State::kSucceeded);
   EXPECT_EQ(status->deployment_ready, done.result().safety().deployment_ready());
   EXPECT_EQ(launcher.GetJobStatus("cal_19990101_000000").status().code(), absl::StatusCode::kNotFound);
+}
+
+// A job with nothing to learn from ends FAILED and says why; it records no training, so the cadence
+// triggers keep counting every trade.
+TEST_F(JobManagerTest, AJobWhoseFilterMatchesNoTradesFailsAndSaysWhy) {
+  StartManager();
+  CadenceLauncher launcher(manager_.get());
+  clm::v1::SubmitJobRequest request;
+  request.mutable_filter()->set_symbol("DOGEUSDT");
+  absl::StatusOr<Job> job = manager_->Submit(request);
+  ASSERT_TRUE(job.ok()) << job.status();
+  Job done = WaitForEnd(job->id());
+  EXPECT_EQ(done.state(), clm::v1::FAILED);
+  EXPECT_EQ(done.error(), "no trades to calibrate on: none match the filter (symbol \"DOGEUSDT\")");
+  EXPECT_FALSE(done.has_result());
+  EXPECT_EQ(done.trades_seen(), 0u);
+  EXPECT_EQ(TrainingsMaxSeq(), -1);
+  EXPECT_EQ(observer_.ended(), std::vector<clm::v1::JobState>{clm::v1::FAILED});
+  absl::StatusOr<cadence::JobStatus> status = launcher.GetJobStatus(done.id());
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->state, cadence::JobStatus::State::kFailed);
+  EXPECT_EQ(status->message, "FAILED: no trades to calibrate on: none match the filter (symbol \"DOGEUSDT\")");
+
+  // The same filter with trades to match still runs.
+  request.mutable_filter()->set_symbol("ETHUSDT");
+  job = manager_->Submit(request);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(WaitForEnd(job->id()).state(), clm::v1::SUCCEEDED);
+}
+
+TEST_F(JobManagerTest, AJobOnAnEmptyStoreFailsAndNamesEveryFilterTerm) {
+  FakeTrades none({});
+  manager_ = std::make_unique<JobManager>(&none, store_.get(), &observer_, JobManager::Options());
+  ASSERT_TRUE(manager_->Start().ok());
+  absl::StatusOr<Job> job = manager_->Submit({});
+  ASSERT_TRUE(job.ok()) << job.status();
+  Job done = WaitForEnd(job->id());
+  EXPECT_EQ(done.state(), clm::v1::FAILED);
+  EXPECT_EQ(done.error(), "no trades to calibrate on: none are stored yet");
+
+  clm::v1::SubmitJobRequest request;
+  request.mutable_filter()->set_model_id("ensemble");
+  request.mutable_filter()->mutable_closed_from()->set_seconds(1'760'000'000);
+  request.mutable_filter()->mutable_closed_to()->set_seconds(1'760'086'400);
+  job = manager_->Submit(request);
+  ASSERT_TRUE(job.ok()) << job.status();
+  done = WaitForEnd(job->id());
+  EXPECT_EQ(done.state(), clm::v1::FAILED);
+  EXPECT_EQ(done.error(),
+            "no trades to calibrate on: none match the filter (model_id \"ensemble\", closed_from "
+            "2025-10-09T08:53:20Z, closed_to 2025-10-10T08:53:20Z)");
+  manager_->Stop();
+  manager_.reset();
 }
 
 }  // namespace

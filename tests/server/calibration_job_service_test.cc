@@ -150,7 +150,15 @@ TEST_F(CalibrationJobServiceTest, ErrorsNameTheFieldAndTheRule) {
   bad.mutable_options()->set_folds(1);
   status = jobs_->Submit(&c2, bad, &job);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_NE(status.error_message().find("options.folds"), std::string::npos) << status.error_message();
+  // The field's path from the request, once (it used to read "options.options.folds").
+  EXPECT_EQ(status.error_message(), "options.folds: must be within [2, 100], got 1");
+
+  grpc::ClientContext c2b;
+  clm::v1::SubmitJobRequest bad_tolerance;
+  bad_tolerance.mutable_options()->set_tolerance(2);
+  status = jobs_->Submit(&c2b, bad_tolerance, &job);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message().rfind("options.tolerance: ", 0), 0u) << status.error_message();
 
   grpc::ClientContext c3;
   clm::v1::WatchJobRequest watch;
@@ -161,26 +169,27 @@ TEST_F(CalibrationJobServiceTest, ErrorsNameTheFieldAndTheRule) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(status.error_message(), "id: is required");
 
-  // A job over no trades succeeds but is not deployable, and says why.
+  // A job over no trades fails and says why: there is nothing to learn from.
   grpc::ClientContext c4;
   Job empty;
   ASSERT_TRUE(jobs_->Submit(&c4, clm::v1::SubmitJobRequest(), &empty).ok());
   std::vector<Job> seen = Watch(empty.id(), &status);
   ASSERT_TRUE(status.ok());
   ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back().state(), clm::v1::FAILED);
   grpc::ClientContext c5;
   get.set_id(empty.id());
   ASSERT_TRUE(jobs_->Get(&c5, get, &job).ok());
-  EXPECT_EQ(job.state(), clm::v1::SUCCEEDED);
-  EXPECT_FALSE(job.result().safety().deployment_ready());
-  EXPECT_GT(job.result().safety().errors_size(), 0);
+  EXPECT_EQ(job.state(), clm::v1::FAILED);
+  EXPECT_EQ(job.error(), "no trades to calibrate on: none are stored yet");
+  EXPECT_FALSE(job.has_result());
 
   grpc::ClientContext c6;
   clm::v1::CancelJobRequest cancel;
   cancel.set_id(empty.id());
   status = jobs_->Cancel(&c6, cancel, &job);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_NE(status.error_message().find("has already ended (SUCCEEDED)"), std::string::npos);
+  EXPECT_NE(status.error_message().find("has already ended (FAILED)"), std::string::npos) << status.error_message();
 
   grpc::ClientContext c7;
   clm::v1::ListJobsResponse list;
@@ -208,7 +217,9 @@ TEST_F(CalibrationJobServiceTest, WatchesCancelledAtOnceLeaveTheServerHealthy) {
   std::vector<Job> seen = Watch(job.id(), &status);
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_FALSE(seen.empty());
-  EXPECT_EQ(seen.back().state(), clm::v1::SUCCEEDED);
+  // The store is empty: the job ends, FAILED with nothing to learn from.
+  EXPECT_EQ(seen.back().state(), clm::v1::FAILED);
+  EXPECT_EQ(seen.back().error(), "no trades to calibrate on: none are stored yet");
 }
 
 // A running job is cancelled at its next progress report: 8,000 trades and 100,000 bootstrap resamples make
