@@ -1,12 +1,16 @@
 // clm-bench-isotonic --input IN.csv --output OUT.csv [--predictions PRED.csv] [--repeats N]
 //
-// Reads rows "confidence,label[,weight]" (an optional header line is skipped), fits the isotonic map, predicts
+// Reads rows "confidence,label[,weight]", fits the isotonic map, predicts
 // every input row, writes the thresholds as "x,y" rows to OUT.csv (and the predictions, one per line in input
 // order, to PRED.csv when asked), and prints fit_predict_seconds=X: the time of fit + predict only, without
 // any I/O, so it compares with timing sklearn's fit + predict on arrays already in memory. With --repeats N
 // the fit + predict runs N times with one IsotonicFitter (as a service refitting would) and the fastest run
 // is printed, like compare_sklearn.py keeps sklearn's fastest of N; fit_predict_seconds_first is the first,
 // cold run, which also pays for first-touching its buffers.
+//
+// The first non-blank line is a header, and skipped, only when none of its fields begins like a number
+// ("confidence,label,weight"); any other line must be a row whose every field is a whole number, or the
+// program stops with exit code 1 and "IN.csv:LINE: ..." naming the field. Blank lines are skipped.
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -17,6 +21,7 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lib/calibration/isotonic.h"
@@ -28,14 +33,35 @@ int Usage() {
   return 2;
 }
 
-// Parses one field; false when it is not a number.
-bool ParseDouble(const char*& p, const char* end, double* out) {
-  while (p < end && (*p == ' ' || *p == '\t')) ++p;
-  const auto [next, ec] = std::from_chars(p, end, *out);
-  if (ec != std::errc()) return false;
-  p = next;
-  while (p < end && (*p == ' ' || *p == '\t' || *p == '\r')) ++p;
-  return true;
+constexpr const char* kColumns[] = {"confidence", "label", "weight"};
+
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+// The comma-separated fields of a line, without surrounding spaces, tabs or carriage returns.
+std::vector<std::string_view> Fields(std::string_view line) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = line.find(',', start);
+    std::string_view f = line.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    while (!f.empty() && IsSpace(f.front())) f.remove_prefix(1);
+    while (!f.empty() && IsSpace(f.back())) f.remove_suffix(1);
+    out.push_back(f);
+    if (comma == std::string_view::npos) return out;
+    start = comma + 1;
+  }
+}
+
+// True when the field begins like a number ("0.5", "0.5x", "-1", "nan"), whether or not it is one.
+bool BeginsLikeANumber(std::string_view f) {
+  double ignored;
+  return std::from_chars(f.data(), f.data() + f.size(), ignored).ec == std::errc();
+}
+
+// The whole field as a number; false for anything else, including trailing garbage ("0.5x").
+bool ParseNumber(std::string_view f, double* out) {
+  const auto [next, ec] = std::from_chars(f.data(), f.data() + f.size(), *out);
+  return ec == std::errc() && next == f.data() + f.size();
 }
 
 bool ReadFile(const std::string& path, std::string* content) {
@@ -101,36 +127,39 @@ int main(int argc, char** argv) {
   const char* p = content.data();
   const char* const end = p + content.size();
   size_t line_no = 0;
+  bool first_row = true;
   while (p < end) {
     const char* eol = static_cast<const char*>(std::memchr(p, '\n', end - p));
     if (eol == nullptr) eol = end;
     ++line_no;
-    const char* q = p;
-    double c, l, wt = 1.0;
-    bool ok = ParseDouble(q, eol, &c) && q < eol && *q++ == ',' && ParseDouble(q, eol, &l);
-    bool has_weight = false;
-    if (ok && q < eol && *q == ',') {
-      ++q;
-      ok = ParseDouble(q, eol, &wt);
-      has_weight = true;
+    const std::string_view line(p, eol - p);
+    p = eol + 1;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    const std::vector<std::string_view> fields = Fields(line);
+    if (first_row) {
+      first_row = false;
+      if (std::none_of(fields.begin(), fields.end(), BeginsLikeANumber)) continue;  // a header
     }
-    ok = ok && q == eol;
-    if (!ok) {
-      const bool blank = std::string_view(p, eol - p).find_first_not_of(" \t\r") == std::string_view::npos;
-      if (!(line_no == 1 || blank)) {  // the first line may be a header
-        std::cerr << input << ":" << line_no << ": expected confidence,label[,weight]\n";
+    if (fields.size() < 2 || fields.size() > 3) {
+      std::cerr << input << ":" << line_no << ": expected confidence,label[,weight], got " << fields.size()
+                << (fields.size() == 1 ? " field" : " fields") << "\n";
+      return 1;
+    }
+    double v[3] = {0.0, 0.0, 1.0};
+    for (size_t i = 0; i < fields.size(); ++i) {
+      if (!ParseNumber(fields[i], &v[i])) {
+        std::cerr << input << ":" << line_no << ": " << kColumns[i] << " \"" << fields[i]
+                  << "\" is not a number\n";
         return 1;
       }
-    } else {
-      if (has_weight && !weighted) {
-        weighted = true;
-        w.assign(x.size(), 1.0);
-      }
-      x.push_back(c);
-      y.push_back(l);
-      if (weighted) w.push_back(wt);
     }
-    p = eol + 1;
+    if (fields.size() == 3 && !weighted) {
+      weighted = true;
+      w.assign(x.size(), 1.0);
+    }
+    x.push_back(v[0]);
+    y.push_back(v[1]);
+    if (weighted) w.push_back(v[2]);
   }
   if (x.empty()) {
     std::cerr << input << ": no data rows\n";
