@@ -63,7 +63,7 @@ class JobMapSource final : public CalibrationSource {
       grpc::Status status = stub_->List(Context().get(), list, &jobs);
       if (!status.ok()) return absl::UnavailableError(status.error_message());
       if (jobs.jobs_size() == 0) {
-        on_update(CalibrationUpdate{1, std::nullopt, "no succeeded job"});
+        on_update(CalibrationUpdate{1, std::nullopt, "no succeeded job", {}, {}});
         return absl::OkStatus();
       }
       id = jobs.jobs(0).id();
@@ -74,7 +74,7 @@ class JobMapSource final : public CalibrationSource {
     grpc::Status status = stub_->Get(Context().get(), get, &job);
     if (!status.ok()) return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
     if (!job.result().has_global_map()) return absl::FailedPreconditionError(absl::StrCat(id, ": no map"));
-    on_update(CalibrationUpdate{1, job.result().global_map(), id});
+    on_update(CalibrationUpdate{1, job.result().global_map(), id, {}, {}});
     return absl::OkStatus();
   }
   void Stop() override {}

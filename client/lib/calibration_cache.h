@@ -7,21 +7,28 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "clm/v1/calibration.pb.h"
+#include "lib/calibration/calibrator.h"
 
 namespace clm::client {
 
 // One change of the active calibration. `map` unset: no calibration is active (raw confidences are used).
 struct CalibrationUpdate {
   uint64_t version = 0;  // increases with every change; the cache ignores a version it has already passed
-  std::optional<clm::v1::CalibrationMap> map;
+  std::optional<clm::v1::CalibrationMap> map;  // the global map
   std::string label;     // where it came from, for logs (e.g. a job id)
+  // The version's per-symbol and per-model maps (ActiveCalibration.symbol_maps / model_maps). A slice that
+  // uses_global_map is applied as the global map.
+  std::vector<clm::v1::SliceMap> symbol_maps;
+  std::vector<clm::v1::SliceMap> model_maps;
 };
 
 // Where the active calibration comes from (the Deployment service, a file, a test). A source delivers the
@@ -35,25 +42,29 @@ class CalibrationSource {
   virtual void Stop() = 0;
 };
 
-// A validated map compiled for the hot path: immutable, allocation-free, thread-safe.
+// A validated calibration compiled for the hot path: immutable, allocation-free, thread-safe. It applies
+// exactly what the server's Deployment.Calibrate applies (the same code, lib/calibration's Calibrator):
+// the symbol's own map, else the model's, else the global one, with the bounds the map's evidence supports.
 class CompiledCalibration final {
  public:
-  // INVALID_ARGUMENT naming the field: isotonic maps need 1..n points, equal sizes, finite values, x strictly
-  // increasing, y non-decreasing within [0, 1]; Platt maps need finite a and b.
+  // INVALID_ARGUMENT naming the field for a map ValidateMap refuses (lib/calibration/calibrator.h).
   static absl::StatusOr<CompiledCalibration> Compile(const clm::v1::CalibrationMap& map);
+  // The global map with its symbol and model maps; a slice's error names it ("symbol_maps[BTC]: ...").
+  static absl::StatusOr<CompiledCalibration> Compile(const clm::v1::CalibrationMap& map,
+                                                      const std::vector<clm::v1::SliceMap>& symbol_maps,
+                                                      const std::vector<clm::v1::SliceMap>& model_maps);
 
-  // Isotonic: binary search over the thresholds and linear interpolation, constant outside them; Platt:
-  // 1 / (1 + exp(a * c + b)). The result is clipped to [0, 1]; NaN in gives NaN out.
-  double Apply(double confidence) const;
-  clm::v1::CalibrationMethod method() const { return method_; }
+  // The global map's probability. NaN in gives NaN out.
+  double Apply(double confidence) const { return global_.Apply(confidence); }
+  // The probability and its bounds from the map the server would pick for this symbol and model id.
+  calibration::Calibrated Apply(double confidence, std::string_view symbol, std::string_view model_id) const;
+  clm::v1::CalibrationMethod method() const { return global_.method(); }
 
  private:
-  CompiledCalibration() = default;
-  clm::v1::CalibrationMethod method_ = clm::v1::ISOTONIC;
-  std::vector<double> x_;
-  std::vector<double> y_;
-  double a_ = 0.0;
-  double b_ = 0.0;
+  explicit CompiledCalibration(calibration::Calibrator global) : global_(std::move(global)) {}
+  calibration::Calibrator global_;
+  absl::flat_hash_map<std::string, calibration::Calibrator> by_symbol_;
+  absl::flat_hash_map<std::string, calibration::Calibrator> by_model_;
 };
 
 // Follows the active calibration and applies it locally, in nanoseconds, on any number of threads.
@@ -76,10 +87,17 @@ class CalibrationCache final {
   // current one is ignored (OK); an invalid map is refused and the current map stays in force.
   absl::Status Publish(const CalibrationUpdate& update);
 
-  // The calibrated confidence, or `confidence` itself when no calibration is active.
+  // The calibrated confidence by the global map, or `confidence` itself when no calibration is active.
   double Apply(double confidence) const {
     const CompiledCalibration* map = current_.load(std::memory_order_acquire);
     return map == nullptr ? confidence : map->Apply(confidence);
+  }
+  // What Deployment.Calibrate answers for this confidence, symbol and model id: the probability and the
+  // bounds its evidence supports (an engine may size on `lower`). No calibration: all three are `confidence`.
+  calibration::Calibrated Apply(double confidence, std::string_view symbol, std::string_view model_id) const {
+    const CompiledCalibration* map = current_.load(std::memory_order_acquire);
+    return map == nullptr ? calibration::Calibrated{confidence, confidence, confidence}
+                          : map->Apply(confidence, symbol, model_id);
   }
 
   bool active() const { return current_.load(std::memory_order_acquire) != nullptr; }

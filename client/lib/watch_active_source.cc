@@ -70,7 +70,14 @@ void WatchActiveSource::ReadLoop() {
     while (reader->Read(&active)) {
       backoff = options_.initial_backoff;  // the stream works: the next failure starts over
       const bool has_map = active.production_version() != 0 && active.has_production_map();
-      const std::string map_bytes = has_map ? active.production_map().SerializeAsString() : std::string();
+      // The global map and the symbol and model maps together: a change to any of them is a change.
+      std::string map_bytes;
+      if (has_map) {
+        map_bytes = active.production_map().SerializeAsString();
+        for (const auto* slices : {&active.symbol_maps(), &active.model_maps()}) {
+          for (const clm::v1::SliceMap& slice : *slices) map_bytes += slice.SerializeAsString();
+        }
+      }
       CalibrationUpdate update;
       bool deliver = false;
       {
@@ -88,7 +95,11 @@ void WatchActiveSource::ReadLoop() {
         }
       }
       if (!deliver) continue;
-      if (has_map) update.map = active.production_map();
+      if (has_map) {
+        update.map = active.production_map();
+        update.symbol_maps.assign(active.symbol_maps().begin(), active.symbol_maps().end());
+        update.model_maps.assign(active.model_maps().begin(), active.model_maps().end());
+      }
       update.label = has_map ? absl::StrCat("production v", active.production_version(), " (sequence ",
                                             active.sequence(), ")")
                              : absl::StrCat("no calibration (sequence ", active.sequence(), ")");

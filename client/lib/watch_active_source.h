@@ -24,8 +24,8 @@ namespace clm::client {
 //
 // What a caller may rely on:
 // - Each ActiveCalibration received is delivered as one CalibrationUpdate: the production map when
-//   production_version > 0, no map ("use the raw confidence") when it is 0. Shadow maps are not delivered:
-//   the engine never applies them.
+//   production_version > 0 (with its symbol and model maps), no map ("use the raw confidence") when it is 0.
+//   Shadow maps are not delivered: the engine never applies them.
 // - CalibrationUpdate::version is this source's own counter, increasing with every delivery across
 //   reconnects, so a rollback to an older production version (or a server restart that resets the
 //   server's sequence) is never mistaken for a stale update by the cache. The production version and the
@@ -33,7 +33,8 @@ namespace clm::client {
 // - When the stream fails (server restart, network), the source reconnects with exponential backoff
 //   (`initial_backoff` doubling to `max_backoff`, with jitter); the server sends the current state first
 //   on every new stream, so nothing is missed, and an unchanged state is not delivered again.
-// - Only the global map is delivered; symbol and model maps are left to the server's Calibrate call.
+// - The production version's global, symbol and model maps are delivered together, so a CalibrationCache
+//   picks the map the server's Calibrate would (symbol, then model, then global).
 // - Updates are delivered on one reader thread, in order. Stop (and the destructor) cancels the stream and
 //   joins that thread: after it returns, `on_update` is not called again. Do not call Stop from `on_update`.
 class WatchActiveSource final : public CalibrationSource {

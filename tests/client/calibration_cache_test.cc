@@ -67,7 +67,7 @@ TEST(CalibrationCacheTest, WithoutCalibrationReturnsRawConfidence) {
 
 TEST(CalibrationCacheTest, IsotonicInterpolatesAndClips) {
   CalibrationCache cache;
-  ASSERT_TRUE(cache.Publish({1, Isotonic({0.5, 0.7, 0.9}, {0.3, 0.4, 0.8}), "job-1"}).ok());
+  ASSERT_TRUE(cache.Publish({1, Isotonic({0.5, 0.7, 0.9}, {0.3, 0.4, 0.8}), "job-1", {}, {}}).ok());
   EXPECT_TRUE(cache.active());
   EXPECT_DOUBLE_EQ(cache.Apply(0.5), 0.3);
   EXPECT_DOUBLE_EQ(cache.Apply(0.6), 0.35);   // halfway between the first two points
@@ -92,7 +92,7 @@ TEST(CalibrationCacheTest, SinglePointIsotonicIsConstant) {
 
 TEST(CalibrationCacheTest, PlattIsTheSigmoid) {
   CalibrationCache cache;
-  ASSERT_TRUE(cache.Publish({3, Platt(-4.0, 2.0), "platt"}).ok());
+  ASSERT_TRUE(cache.Publish({3, Platt(-4.0, 2.0), "platt", {}, {}}).ok());
   for (double c : {0.0, 0.25, 0.5, 0.75, 1.0}) {
     EXPECT_DOUBLE_EQ(cache.Apply(c), 1.0 / (1.0 + std::exp(-4.0 * c + 2.0))) << c;
   }
@@ -101,10 +101,10 @@ TEST(CalibrationCacheTest, PlattIsTheSigmoid) {
 
 TEST(CalibrationCacheTest, InvalidMapIsRefusedAndTheCurrentOneStays) {
   CalibrationCache cache;
-  ASSERT_TRUE(cache.Publish({1, Isotonic({0.2, 0.8}, {0.1, 0.9}), "good"}).ok());
-  absl::Status refused = cache.Publish({2, Isotonic({0.8, 0.2}, {0.1, 0.9}), "bad"});
+  ASSERT_TRUE(cache.Publish({1, Isotonic({0.2, 0.8}, {0.1, 0.9}), "good", {}, {}}).ok());
+  absl::Status refused = cache.Publish({2, Isotonic({0.8, 0.2}, {0.1, 0.9}), "bad", {}, {}});
   EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(refused.message().find("x_thresholds[1]: must be strictly increasing"), std::string::npos) << refused;
+  EXPECT_NE(refused.message().find("x_thresholds[1]: must be greater than the previous threshold"), std::string::npos) << refused;
   EXPECT_EQ(cache.last_error().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(cache.version(), 1u);
   EXPECT_DOUBLE_EQ(cache.Apply(0.5), 0.5);
@@ -118,12 +118,12 @@ TEST(CalibrationCacheTest, InvalidMapIsRefusedAndTheCurrentOneStays) {
 
 TEST(CalibrationCacheTest, OlderVersionsAreIgnoredAndUnsetMapFallsBack) {
   CalibrationCache cache;
-  ASSERT_TRUE(cache.Publish({5, Isotonic({0.0, 1.0}, {0.2, 0.2}), "v5"}).ok());
-  ASSERT_TRUE(cache.Publish({4, Isotonic({0.0, 1.0}, {0.9, 0.9}), "v4"}).ok());
+  ASSERT_TRUE(cache.Publish({5, Isotonic({0.0, 1.0}, {0.2, 0.2}), "v5", {}, {}}).ok());
+  ASSERT_TRUE(cache.Publish({4, Isotonic({0.0, 1.0}, {0.9, 0.9}), "v4", {}, {}}).ok());
   EXPECT_DOUBLE_EQ(cache.Apply(0.5), 0.2);
   EXPECT_EQ(cache.version(), 5u);
   // Rolled back to "no calibration": raw confidences again.
-  ASSERT_TRUE(cache.Publish({6, std::nullopt, "rollback"}).ok());
+  ASSERT_TRUE(cache.Publish({6, std::nullopt, "rollback", {}, {}}).ok());
   EXPECT_FALSE(cache.active());
   EXPECT_EQ(cache.Apply(0.77), 0.77);
 }
@@ -137,13 +137,51 @@ TEST(CalibrationCacheTest, FollowsASourceAndStopsIt) {
     CalibrationCache cache;
     ASSERT_TRUE(cache.Follow(std::move(source)).ok());
     EXPECT_EQ(cache.Follow(std::make_unique<FakeSource>()).code(), absl::StatusCode::kFailedPrecondition);
-    fake->Deliver({1, Isotonic({0.0, 1.0}, {0.0, 0.5}), "v1"});
+    fake->Deliver({1, Isotonic({0.0, 1.0}, {0.0, 0.5}), "v1", {}, {}});
     EXPECT_DOUBLE_EQ(cache.Apply(0.5), 0.25);
-    fake->Deliver({2, Platt(0.0, 0.0), "v2"});
+    fake->Deliver({2, Platt(0.0, 0.0), "v2", {}, {}});
     EXPECT_DOUBLE_EQ(cache.Apply(0.9), 0.5);
     EXPECT_EQ(cache.label(), "v2");
   }
   EXPECT_TRUE(stopped);
+}
+
+// The server's Calibrate picks the symbol's map, then the model's, then the global one; so does the cache,
+// and it gives the guard's bounds with the probability.
+TEST(CalibrationCacheTest, PicksSymbolThenModelThenGlobalWithBounds) {
+  clm::v1::CalibrationMap global = Isotonic({0.0, 1.0}, {0.4, 0.4});
+  global.add_guard_x(0.5);
+  global.add_guard_lower(0.3);
+  global.add_guard_upper(0.45);
+  global.add_guard_trades(400);
+  clm::v1::SliceMap eth, lgbm, btc_fallback;
+  eth.set_key("ETHUSDT");
+  *eth.mutable_map() = Isotonic({0.0, 1.0}, {0.6, 0.6});
+  lgbm.set_key("lightgbm");
+  *lgbm.mutable_map() = Isotonic({0.0, 1.0}, {0.7, 0.7});
+  btc_fallback.set_key("BTCUSDT");
+  btc_fallback.set_uses_global_map(true);
+  *btc_fallback.mutable_map() = Isotonic({0.0, 1.0}, {0.99, 0.99});  // ignored: uses the global map
+  CalibrationCache cache;
+  const calibration::Calibrated raw = cache.Apply(0.8, "ETHUSDT", "lightgbm");
+  EXPECT_EQ(raw.probability, 0.8);
+  EXPECT_EQ(raw.lower, 0.8);
+  ASSERT_TRUE(cache.Publish({1, global, "v1", {eth, btc_fallback}, {lgbm}}).ok());
+  EXPECT_DOUBLE_EQ(cache.Apply(0.8, "ETHUSDT", "lightgbm").probability, 0.6);
+  EXPECT_DOUBLE_EQ(cache.Apply(0.8, "SOLUSDT", "lightgbm").probability, 0.7);
+  EXPECT_DOUBLE_EQ(cache.Apply(0.8, "BTCUSDT", "xgboost").probability, 0.4);
+  const calibration::Calibrated g = cache.Apply(0.8, "", "");
+  EXPECT_DOUBLE_EQ(g.probability, 0.4);
+  EXPECT_DOUBLE_EQ(g.lower, 0.3);
+  EXPECT_DOUBLE_EQ(g.upper, 0.45);
+  EXPECT_DOUBLE_EQ(cache.Apply(0.8), 0.4);
+
+  clm::v1::SliceMap broken = eth;
+  broken.mutable_map()->set_y_thresholds(0, 2.0);
+  absl::Status refused = cache.Publish({2, global, "v2", {broken}, {}});
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("symbol_maps[ETHUSDT]"), std::string::npos) << refused;
+  EXPECT_EQ(cache.version(), 1u) << "a refused update leaves the current calibration in force";
 }
 
 TEST(CalibrationCacheTest, SwapsUnderConcurrentReaders) {
@@ -173,7 +211,7 @@ TEST(CalibrationCacheTest, SwapsUnderConcurrentReaders) {
   while (reads.load() == 0) std::this_thread::yield();
   for (int v = 1; v <= 200; ++v) {
     const double y = v / 1000.0;
-    ASSERT_TRUE(cache.Publish({static_cast<uint64_t>(v), Isotonic({0.0, 1.0}, {y, y}), "v"}).ok());
+    ASSERT_TRUE(cache.Publish({static_cast<uint64_t>(v), Isotonic({0.0, 1.0}, {y, y}), "v", {}, {}}).ok());
   }
   done.store(true);
   for (auto& t : readers) t.join();

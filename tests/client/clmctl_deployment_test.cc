@@ -58,6 +58,12 @@ TEST_F(ClmctlDeploymentTest, ApprovePromoteRollbackListAuditActive) {
   EXPECT_THAT(r.out, HasSubstr("\"shadow_version\":\"1\""));
   EXPECT_THAT(r.out, HasSubstr("\"production_version\":\"0\""));
 
+  // Promotion waits for shadow evidence: live trades scored by the shadow map.
+  r = Clmctl({"promote", "1", "--by=alice", "--reason=too early"});
+  EXPECT_EQ(r.rc, kExitServerError);
+  EXPECT_EQ(r.err, "error: FAILED_PRECONDITION: rule shadow_evidence: v1 has 0 labelled live trades scored in "
+                   "shadow, 100 needed\n");
+  RecordTrades("live", 150, absl::Minutes(1), 17);
   r = Clmctl({"promote", "1", "--by=alice", "--reason=shadow looked right"});
   ASSERT_EQ(r.rc, kExitOk) << r.err;
   EXPECT_EQ(r.out, "1\n");
@@ -67,8 +73,12 @@ TEST_F(ClmctlDeploymentTest, ApprovePromoteRollbackListAuditActive) {
   ASSERT_EQ(r.rc, kExitOk) << r.err;
   EXPECT_THAT(r.out, HasSubstr("production: v1 (isotonic"));
 
-  // A second version straight into production, then roll back to the previous one, then to none.
+  // A second version straight into production (an override of the shadow rule), then roll back to the
+  // previous one, then to none.
   r = Clmctl({"approve", job, "--stage=PRODUCTION", "--by", "alice", "--reason", "again"});
+  EXPECT_EQ(r.rc, kExitServerError);
+  EXPECT_THAT(r.err, HasSubstr("rule shadow_evidence: job "));
+  r = Clmctl({"approve", job, "--stage=PRODUCTION", "--skip_shadow", "--by", "alice", "--reason", "again"});
   ASSERT_EQ(r.rc, kExitOk) << r.err;
   EXPECT_EQ(r.out, "2\n");
   r = Clmctl({"rollback", "--by", "bob", "--reason", "back to the previous one"});
@@ -96,14 +106,16 @@ TEST_F(ClmctlDeploymentTest, ApprovePromoteRollbackListAuditActive) {
   r = Clmctl({"audit"});
   ASSERT_EQ(r.rc, kExitOk) << r.err;
   std::vector<std::string> lines = absl::StrSplit(absl::StripSuffix(r.out, "\n"), '\n');
-  ASSERT_EQ(lines.size(), 7u) << r.out;  // header + approve, promote, approve, 3 rollbacks
+  // header + approve, refused promote, promote, refused approve, approve, 3 rollbacks
+  ASSERT_EQ(lines.size(), 9u) << r.out;
   EXPECT_THAT(lines[0], StartsWith("ID"));
   EXPECT_THAT(lines[1], HasSubstr("rollback  bob"));
   EXPECT_THAT(lines[1], HasSubstr(" ok "));
   EXPECT_THAT(lines[1], HasSubstr(" v2 "));
   EXPECT_THAT(lines[1], HasSubstr(" identity "));
   EXPECT_THAT(lines[1], HasSubstr("live win rate dropped"));
-  EXPECT_THAT(lines[6], HasSubstr("approve   alice"));
+  EXPECT_THAT(lines[8], HasSubstr("approve   alice"));
+  EXPECT_THAT(lines[7], HasSubstr("refused  shadow_evidence"));
   r = Clmctl({"audit", "--limit", "2", "--json"});
   ASSERT_EQ(r.rc, kExitOk) << r.err;
   EXPECT_THAT(r.out, HasSubstr("\"action\":\"ROLLBACK\""));
@@ -111,8 +123,9 @@ TEST_F(ClmctlDeploymentTest, ApprovePromoteRollbackListAuditActive) {
 }
 
 TEST_F(ClmctlDeploymentTest, RefusalsAndUsageErrors) {
-  // A job fitted on no trades succeeds but fails safety validation: it cannot be approved, the rule is
-  // named, exit 1.
+  // A job fitted on too few trades succeeds but fails safety validation: it cannot be approved, the rule
+  // is named, exit 1.
+  RecordTrades("few", 30, absl::Hours(2), 5);
   Result r = Clmctl({"jobs", "submit"});
   ASSERT_EQ(r.rc, kExitOk) << r.err;
   ASSERT_THAT(r.err, HasSubstr("NOT deployment ready"));

@@ -25,7 +25,8 @@ class DeployableServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     clm::v1::ServerConfig given;
-    given.mutable_policy()->mutable_monitor()->set_nudge_debounce_ms(0);  // reports follow ingest at once
+    given.mutable_policy()->mutable_monitor()->set_nudge_debounce_ms(0);  // the monitor acts at once
+    Configure(&given);
     server::Server::Options options;
     options.grpc_address = "127.0.0.1:0";
     options.metrics_address = "";
@@ -41,24 +42,39 @@ class DeployableServerTest : public ::testing::Test {
     channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
   }
 
-  // Ingests the trades, waits until the cadence report counts them, runs a job; returns its id.
-  std::string PrepareDeployableJob() {
-    std::mt19937_64 rng(3);
+  // A fixture's own settings, applied before the defaults are filled in.
+  virtual void Configure(clm::v1::ServerConfig* config) {}
+
+  // Records `n` trades of the same over-confident engine in one batch, closed `age` ago and earlier, ten
+  // minutes apart. `sliced`: spread over three symbols and two model ids (else BTCUSDT / ensemble_v1).
+  void RecordTrades(const std::string& prefix, int n, absl::Duration age, uint64_t seed, bool sliced = false) {
+    std::mt19937_64 rng(seed);
     std::uniform_real_distribution<double> u(0.0, 1.0);
     clm::v1::RecordRequest request;
-    for (int i = 0; i < 1000; ++i) {
+    static const char* const kSymbols[] = {"BTCUSDT", "ETHUSDT", "SOLUSDT"};
+    static const char* const kModels[] = {"xgboost", "lightgbm"};
+    for (int i = 0; i < n; ++i) {
       const double c = 0.45 + 0.5 * u(rng);
       const double p = c < 0.70 ? 0.38 : c;
-      *request.add_trades() =
-          MakeTrade(absl::StrCat("d", i), c, u(rng) < p ? clm::v1::TradeOutcome::WIN : clm::v1::TradeOutcome::LOSS,
-                    absl::Hours(1) + absl::Minutes(10 * i));
+      clm::v1::TradeOutcome t =
+          MakeTrade(absl::StrCat(prefix, i), c, u(rng) < p ? clm::v1::TradeOutcome::WIN : clm::v1::TradeOutcome::LOSS,
+                    age + absl::Minutes(10 * (n - i)), sliced ? kSymbols[i % 3] : "BTCUSDT");
+      if (sliced) t.set_model_id(kModels[(i / 3) % 2]);
+      *request.add_trades() = t;
     }
     auto ingest = clm::v1::TradeIngest::NewStub(channel_);
     grpc::ClientContext record_context;
     clm::v1::IngestAck ack;
     grpc::Status status = ingest->Record(&record_context, request, &ack);
     EXPECT_TRUE(status.ok()) << status.error_message();
-    EXPECT_EQ(ack.accepted(), 1000u);
+    EXPECT_EQ(ack.accepted() + ack.duplicates(), static_cast<uint64_t>(n)) << "stored, or stored before";
+  }
+
+  // Ingests 1,000 trades, waits until the cadence report counts them, runs a job; returns its id.
+  // `sliced`: the trades span three symbols and two models, and every slice gets its own map.
+  std::string PrepareDeployableJob(bool sliced = false,
+                                   clm::v1::CalibrationMethod method = clm::v1::CALIBRATION_METHOD_UNSPECIFIED) {
+    RecordTrades("d", 1000, absl::Hours(1), 3, sliced);
     auto cadence = clm::v1::CadenceStatus::NewStub(channel_);
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
     bool counted = false;
@@ -74,7 +90,10 @@ class DeployableServerTest : public ::testing::Test {
     auto jobs = clm::v1::CalibrationJob::NewStub(channel_);
     grpc::ClientContext submit_context;
     clm::v1::Job job;
-    EXPECT_TRUE(jobs->Submit(&submit_context, clm::v1::SubmitJobRequest(), &job).ok());
+    clm::v1::SubmitJobRequest submit;
+    if (sliced) submit.mutable_options()->set_min_slice_trades(150);
+    submit.set_method(method);
+    EXPECT_TRUE(jobs->Submit(&submit_context, submit, &job).ok());
     grpc::ClientContext watch_context;
     watch_context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
     clm::v1::WatchJobRequest watch;
@@ -84,7 +103,13 @@ class DeployableServerTest : public ::testing::Test {
     while (reader->Read(&update)) {
     }
     EXPECT_TRUE(reader->Finish().ok());
-    EXPECT_EQ(update.state(), clm::v1::SUCCEEDED);
+    EXPECT_EQ(update.state(), clm::v1::SUCCEEDED) << update.error();
+    grpc::ClientContext get_context;
+    clm::v1::GetJobRequest get;
+    get.set_id(job.id());
+    clm::v1::Job done;
+    EXPECT_TRUE(jobs->Get(&get_context, get, &done).ok());
+    EXPECT_TRUE(done.result().safety().deployment_ready()) << done.result().safety().DebugString();
     return job.id();
   }
 

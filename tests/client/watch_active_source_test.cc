@@ -35,11 +35,12 @@ class WatchActiveSourceTest : public clm::testing::DeployableServerTest {
     deployment_ = clm::v1::Deployment::NewStub(channel_);
   }
 
-  grpc::Status Approve(const std::string& job, clm::v1::DeploymentStage stage) {
+  grpc::Status Approve(const std::string& job, clm::v1::DeploymentStage stage, bool skip_shadow = false) {
     grpc::ClientContext context;
     clm::v1::ApproveRequest request;
     request.set_job_id(job);
     request.set_stage(stage);
+    request.set_skip_shadow(skip_shadow);
     request.set_approver("alice");
     request.set_reason("test");
     clm::v1::DeploymentVersion version;
@@ -76,6 +77,9 @@ TEST_F(WatchActiveSourceTest, CacheFollowsApproveIntoProductionAndRollbackToIden
   EXPECT_EQ(watch->stats().delivered, 1u);
   EXPECT_FALSE(cache.active());
 
+  // Production after shadow evidence: live trades of the same engine, scored by the shadow map.
+  EXPECT_EQ(Approve(job, clm::v1::STAGE_PRODUCTION).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  RecordTrades("live", 150, absl::Minutes(1), 17);
   grpc::Status status = Approve(job, clm::v1::STAGE_PRODUCTION);
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_TRUE(Eventually([&] { return cache.active(); })) << "the cache never applied the production map";
@@ -89,6 +93,54 @@ TEST_F(WatchActiveSourceTest, CacheFollowsApproveIntoProductionAndRollbackToIden
   EXPECT_EQ(cache.Apply(0.60), 0.60);
   EXPECT_EQ(watch->stats().production_version, 0u);
   EXPECT_EQ(watch->stats().reconnects, 0u);
+}
+
+// The engine applies exactly what the server would: for every symbol and model slice of the deployed
+// version and for the global map, the cache and Deployment.Calibrate agree to 1e-12 on the probability
+// and on both bounds.
+TEST_F(WatchActiveSourceTest, CacheAgreesWithCalibrateOnEverySliceAndBound) {
+  for (auto method : {clm::v1::ISOTONIC, clm::v1::VENN_ABERS, clm::v1::PLATT}) {
+    SCOPED_TRACE(clm::v1::CalibrationMethod_Name(method));
+    CalibrationCache cache;
+    auto source = std::make_unique<WatchActiveSource>(channel_);
+    WatchActiveSource* watch = source.get();
+    ASSERT_TRUE(cache.Follow(std::move(source)).ok());
+    const std::string job = PrepareDeployableJob(/*sliced=*/true, method);
+    grpc::Status status = Approve(job, clm::v1::STAGE_PRODUCTION, /*skip_shadow=*/true);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_TRUE(Eventually([&] { return cache.active() && watch->stats().production_version > 0; }));
+
+    grpc::ClientContext active_context;
+    clm::v1::ActiveCalibration active;
+    ASSERT_TRUE(deployment_->GetActive(&active_context, clm::v1::GetActiveRequest(), &active).ok());
+    int own_maps = 0;
+    for (const auto& slice : active.symbol_maps()) own_maps += slice.uses_global_map() ? 0 : 1;
+    for (const auto& slice : active.model_maps()) own_maps += slice.uses_global_map() ? 0 : 1;
+    EXPECT_EQ(own_maps, 5) << "three symbols and two models, each with its own map";
+
+    for (const std::string symbol : {"BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT", ""}) {
+      for (const std::string model : {"xgboost", "lightgbm", "other", ""}) {
+        clm::v1::CalibrateRequest request;
+        request.set_symbol(symbol);
+        request.set_model_id(model);
+        for (int i = 0; i <= 1000; ++i) request.add_confidences(i / 1000.0);
+        request.add_confidences(0.6180339887498949);
+        grpc::ClientContext context;
+        clm::v1::CalibrateResponse response;
+        ASSERT_TRUE(deployment_->Calibrate(&context, request, &response).ok());
+        EXPECT_EQ(response.version(), active.production_version());
+        for (int i = 0; i < request.confidences_size(); ++i) {
+          const calibration::Calibrated local = cache.Apply(request.confidences(i), symbol, model);
+          ASSERT_NEAR(local.probability, response.calibrated(i), 1e-12) << symbol << "/" << model << " " << i;
+          ASSERT_NEAR(local.lower, response.lower(i), 1e-12) << symbol << "/" << model << " " << i;
+          ASSERT_NEAR(local.upper, response.upper(i), 1e-12) << symbol << "/" << model << " " << i;
+          ASSERT_GT(local.probability, 0.0);
+          ASSERT_LT(local.probability, 1.0);
+        }
+      }
+    }
+    ASSERT_TRUE(RollbackToIdentity().ok());
+  }
 }
 
 TEST_F(WatchActiveSourceTest, ReconnectsAfterTheServerGoesAwayAndStopsCleanly) {

@@ -184,12 +184,24 @@ TEST_F(DeploymentServiceTest, ApprovePromoteRollbackReachEveryWatcherInOrder) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(version.version(), 1u);
 
+  // Shadow evidence first: 120 live trades of the same over-confident engine (0.60, winning 3 in 8).
+  clm::v1::RecordRequest live;
+  for (int i = 0; i < 120; ++i) {
+    *live.add_trades() = clm::testing::MakeTrade(absl::StrCat("live-", i), 0.6,
+                                                 i % 8 < 3 ? TradeOutcome::WIN : TradeOutcome::LOSS);
+  }
+  grpc::ClientContext record_context;
+  clm::v1::IngestAck ack;
+  ASSERT_TRUE(ingest_->Record(&record_context, live, &ack).ok());
+  ASSERT_EQ(ack.accepted(), 120u);
+
   grpc::ClientContext promote_context;
   clm::v1::PromoteRequest promote;
   promote.set_version(1);
   promote.set_approver("alice");
   promote.set_reason("shadow looked right");
-  ASSERT_TRUE(deployment_->Promote(&promote_context, promote, &version).ok());
+  status = deployment_->Promote(&promote_context, promote, &version);
+  ASSERT_TRUE(status.ok()) << status.error_message();
 
   grpc::ClientContext calibrate_context;
   clm::v1::CalibrateRequest calibrate;
@@ -324,6 +336,7 @@ TEST_F(DeploymentServiceTest, LiveKpisSurviveARestart) {
   approve.set_stage(clm::v1::STAGE_PRODUCTION);
   approve.set_approver("alice");
   approve.set_reason("reviewed");
+  approve.set_skip_shadow(true);
   clm::v1::DeploymentVersion version;
   ASSERT_TRUE(deployment_->Approve(&approve_context, approve, &version).ok());
   clm::v1::RecordRequest more;
