@@ -46,9 +46,30 @@ absl::StatusOr<clm::v1::CalibrationMap> FitMap(const ResolvedOptions& options, a
     case clm::v1::VENN_ABERS: {
       absl::StatusOr<VennAbersTable> table = FitVennAbers(confidence, label);
       if (!table.ok()) return table.status();
-      map.mutable_x_thresholds()->Add(table->x.begin(), table->x.end());
-      map.mutable_va_p0()->Add(table->p0.begin(), table->p0.end());
-      map.mutable_va_p1()->Add(table->p1.begin(), table->p1.end());
+      // Lossless compaction: a confidence whose own entry equals the gap entries on both sides changes
+      // nothing (a query equal to it would read the merged gap's identical value), so it is left out. Inside
+      // an isotonic block the predictor is flat, so continuous confidences shrink to about the block count.
+      const size_t k = table->x.size();
+      const auto same = [&](size_t a, size_t b) {
+        return table->p0[a] == table->p0[b] && table->p1[a] == table->p1[b];
+      };
+      map.mutable_va_p0()->Add(table->p0[0]);
+      map.mutable_va_p1()->Add(table->p1[0]);
+      for (size_t i = 0; i < k; ++i) {
+        if (same(2 * i, 2 * i + 1) && same(2 * i + 1, 2 * i + 2)) continue;
+        map.add_x_thresholds(table->x[i]);
+        for (size_t e : {2 * i + 1, 2 * i + 2}) {
+          map.add_va_p0(table->p0[e]);
+          map.add_va_p1(table->p1[e]);
+        }
+      }
+      if (map.x_thresholds_size() == 0) {  // one value everywhere: keep a single point
+        map.add_x_thresholds(table->x[0]);
+        for (int e = 0; e < 2; ++e) {
+          map.add_va_p0(table->p0[0]);
+          map.add_va_p1(table->p1[0]);
+        }
+      }
       return map;
     }
     case clm::v1::ISOTONIC: {

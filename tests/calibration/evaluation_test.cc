@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "lib/calibration/calibrator.h"
 #include "lib/calibration/metrics.h"
+#include "lib/calibration/venn_abers.h"
 #include "tests/calibration/fixtures.h"
 
 namespace clm::calibration {
@@ -236,6 +237,37 @@ TEST(FitMap, PlattMapRoundTrips) {
   EXPECT_LT(map->platt_a(), 0.0);
   EXPECT_TRUE(ValidateMap(*map).ok());
   EXPECT_GT(map->guard_x_size(), 0) << "a deployed Platt map carries its bounds";
+}
+
+// The deployed Venn-Abers map leaves out the confidences where the predictor does not change: on
+// continuous confidences it shrinks to about the isotonic block count, and gives exactly the full table's
+// values everywhere.
+TEST(FitMap, VennAbersCompactionIsLossless) {
+  std::mt19937_64 rng(4);
+  std::vector<double> x, y;
+  for (int i = 0; i < 20000; ++i) {
+    const double c = testing::Uniform(rng);
+    x.push_back(c);
+    y.push_back(testing::Uniform(rng) < 0.2 + 0.5 * c ? 1.0 : 0.0);
+  }
+  auto map = FitMap(WithMethod(clm::v1::VENN_ABERS), x, y);
+  ASSERT_TRUE(map.ok());
+  ASSERT_TRUE(ValidateMap(*map).ok());
+  auto full = FitVennAbers(x, y);
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->x.size(), 20000u);
+  EXPECT_LT(map->x_thresholds_size(), 4000) << "compacted";
+  std::vector<double> queries = full->x;
+  for (size_t i = 0; i + 1 < full->x.size(); i += 7) queries.push_back((full->x[i] + full->x[i + 1]) / 2);
+  queries.push_back(-1.0);
+  queries.push_back(2.0);
+  for (double c : queries) {
+    const VennAbersValue want = ApplyVennAbers(full->x.data(), full->x.size(), full->p0.data(), full->p1.data(), c);
+    const Calibrated got = ApplyWithBounds(*map, c);
+    ASSERT_EQ(got.lower, want.p0) << c;
+    ASSERT_EQ(got.upper, want.p1) << c;
+    ASSERT_EQ(got.probability, want.probability) << c;
+  }
 }
 
 TEST(FitMap, VennAbersMapCarriesItsTable) {
