@@ -95,6 +95,21 @@ std::string TriggerShort(const clm::v1::TriggerStatus& t) {
   return absl::StrCat(TriggerName(t.type()), " ", t.detail());
 }
 
+std::string LevelAllows(clm::v1::AuthorizationLevel level) {
+  switch (level) {
+    case clm::v1::CALIBRATION:
+      return "run calibration jobs and read their reports; nothing is deployed";
+    case clm::v1::SHADOW:
+      return "deploy a deployment-ready job into shadow (scored live beside production, not used by engines); "
+             "promote it to production once it has shadow evidence, or approve into production with skip_shadow "
+             "(a person's audited override)";
+    case clm::v1::PRODUCTION:
+      return "also deploy the job's ensemble weights with a production calibration, with a person's approval";
+    default:
+      return "";
+  }
+}
+
 std::string Summary(const CadenceReport& r) {
   const auto& d = r.data();
   int passed = 0;
@@ -259,6 +274,7 @@ CadenceReport Evaluate(const CadencePolicy& given_policy, const DataSnapshot& da
                                     : absl::StrCat("not authorized: ", absl::StrJoin(unmet, "; "));
     if (lp->require_manual_approval()) absl::StrAppend(&reason, "; manual approval required");
     status->set_reason(std::move(reason));
+    status->set_allows(LevelAllows(level));
     if (authorized) report.set_highest_authorized_level(level);
     lower_authorized = authorized;
     lower = level;
@@ -351,6 +367,7 @@ std::string FormatReportText(const CadenceReport& r) {
   absl::StrAppend(&out, "Levels:\n");
   for (const auto& l : r.levels()) {
     absl::StrAppend(&out, "  ", LevelName(l.level()), ": ", l.reason(), "\n");
+    if (!l.allows().empty()) absl::StrAppend(&out, "    allows: ", l.allows(), "\n");
   }
   absl::StrAppend(&out, "Triggers:\n");
   for (const auto& t : r.triggers()) {

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "boost/math/special_functions/beta.hpp"
+#include "lib/calibration/metrics.h"
 
 namespace clm::calibration {
 namespace {
@@ -144,11 +145,7 @@ absl::Status GuardPlatt(absl::Span<const double> confidence, absl::Span<const do
   if (bins < 1) return absl::InvalidArgumentError(absl::StrCat("bins: must be at least 1, got ", bins));
   std::vector<Evidence> evidence(bins);
   for (size_t i = 0; i < confidence.size(); ++i) {
-    const double c = std::clamp(confidence[i], 0.0, 1.0);
-    // The bin whose [k / bins, (k + 1) / bins) holds c, decided by comparing with the edges.
-    int k = std::min(static_cast<int>(c * bins), bins - 1);
-    while (k > 0 && c < static_cast<double>(k) / bins) --k;
-    while (k + 1 < bins && c >= static_cast<double>(k + 1) / bins) ++k;
+    const int k = BinIndex(std::clamp(confidence[i], 0.0, 1.0), bins);  // the reliability bins' own rule
     evidence[k].n += 1.0;
     evidence[k].s += label[i];
   }

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/json_util.h"
+#include "lib/calibration/calibrator.h"
 
 namespace clm::calibration {
 namespace {
@@ -63,6 +64,33 @@ void AppendBins(std::string* out, const google::protobuf::RepeatedPtrField<clm::
     absl::StrAppendFormat(out, "| %.2f-%.2f | %d%s | %s | %s | %+.1f pts |\n", b.lo(), b.hi(), b.count(),
                           b.thin() ? " (thin)" : "", Pct(b.mean_predicted()), Pct(b.observed_rate()),
                           b.gap() * 100.0);
+  }
+}
+
+// What the engine gets: the probability and its bounds at each knot, with the trades behind it.
+void AppendDeployedMap(std::string* out, const clm::v1::CalibrationMap& map) {
+  if (map.method() == clm::v1::VENN_ABERS) {
+    absl::StrAppendFormat(out,
+                          "Venn-Abers on %d calibration trades (%d distinct confidences where it changes): each "
+                          "confidence gets the interval [p0, p1] and the probability p1 / (1 - p0 + p1).\n",
+                          map.trained_on(), map.x_thresholds_size());
+    return;
+  }
+  if (map.guard_x_size() == 0) {
+    *out += "No bounds: the map predates guarded maps.\n";
+    return;
+  }
+  absl::StrAppendFormat(out,
+                        "Each segment starts from %.0f pseudo-trades at the base rate %.1f%%; bounds are the "
+                        "%.0f%% posterior interval. The engine gets the probability and may size on the lower "
+                        "bound.\n\n| Confidence | Probability | Lower | Upper | Trades |\n|---|---|---|---|---|\n",
+                        map.prior_trades(), map.prior_mean() * 100.0, map.interval_level() * 100.0);
+  const int n = map.guard_x_size();
+  const int step = n > 40 ? (n + 39) / 40 : 1;  // at most about 40 rows
+  for (int i = 0; i < n; i += step) {
+    const Calibrated v = ApplyWithBounds(map, map.guard_x(i));
+    absl::StrAppendFormat(out, "| %.4f | %.3f | %.3f | %.3f | %.0f |\n", map.guard_x(i), v.probability, v.lower,
+                          v.upper, map.guard_trades(i));
   }
 }
 
@@ -150,10 +178,17 @@ std::string RenderMarkdown(const clm::v1::CalibrationResult& r) {
                           en.total_weight_change(), en.threshold(), en.note(), en.weight_rule());
   }
 
+  out += "\n## Deployed map\n\n";
+  AppendDeployedMap(&out, r.global_map());
+
   out += "\n## Safety\n\n";
   absl::StrAppendFormat(&out, "- Risk Score: %.2f (%s)\n- Validation Errors: %d\n- Validation Warnings: %d\n",
                         safety.risk_score(), safety.risk_level(), safety.errors_size(), safety.warnings_size());
   absl::StrAppendFormat(&out, "- Max shift of a confidence: %.3f\n", safety.max_shift());
+  absl::StrAppendFormat(&out, "- Widest interval: %.3f at confidence %.3f\n", safety.widest_interval(),
+                        safety.widest_interval_at());
+  absl::StrAppendFormat(&out, "- Largest shift on fewer than %d trades: %.3f at confidence %.3f\n",
+                        r.options().min_bin_trades(), safety.thin_max_shift(), safety.thin_max_shift_at());
   absl::StrAppend(&out, "- Deployment Ready: ", safety.deployment_ready() ? "YES" : "NO", "\n");
   for (const auto& e : safety.errors()) absl::StrAppend(&out, "- ERROR: ", e, "\n");
   for (const auto& w : safety.warnings()) absl::StrAppend(&out, "- WARNING: ", w, "\n");

@@ -23,11 +23,13 @@ TEST(Report, MarkdownHasEverySection) {
   const std::string md = RenderMarkdown(result);
   for (const char* heading : {"# CLM Calibration Report", "## Summary", "## MSE before/after", "## Reliability",
                               "## Findings", "## Slices", "### Symbols", "### Models", "## Ensemble",
-                              "## Safety"}) {
+                              "## Deployed map", "## Safety"}) {
     EXPECT_NE(md.find(heading), std::string::npos) << heading;
   }
   EXPECT_NE(md.find("| In-sample | 1200 |"), std::string::npos);
   EXPECT_NE(md.find("Out-of-sample (walk-forward, "), std::string::npos);
+  EXPECT_NE(md.find("| Confidence | Probability | Lower | Upper | Trades |"), std::string::npos) << md;
+  EXPECT_NE(md.find("Widest interval: "), std::string::npos);
   EXPECT_NE(md.find("predictions 0.50-0.70: over-confident"), std::string::npos) << md;
   EXPECT_NE(md.find("| BTCUSDT |"), std::string::npos);
   EXPECT_NE(md.find("| xgboost |"), std::string::npos);

@@ -2,7 +2,9 @@
 // deployment ready, an over-confident engine like the seed's is, thin or drifting evidence is refused, no
 // route reaches production with less evidence than shadow needs, no deployed map claims certainty, and
 // the level check sees every acknowledged trade.
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <memory>
 #include <random>
 #include <string>
@@ -19,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "lib/calibration/calibrator.h"
 #include "lib/calibration/evaluation.h"
+#include "lib/calibration/isotonic.h"
 #include "lib/calibration/metrics.h"
 #include "lib/config/config.h"
 #include "server/server.h"
@@ -264,6 +267,94 @@ TEST_F(HonestGateTest, NoDeployedMapGivesZeroOrOne) {
       }
     }
   }
+}
+
+// The audit's scenario (../shared/seed): 748 trades over 3.2 days, 288 WIN, 248 LOSS, 212 NEUTRAL on four
+// symbols; predictions 0.50-0.70 win 38.2% of the time, 0.75 and above about 93%. The README's figures come
+// from this test's output (--gtest_filter=*SeedScenario*).
+TEST_F(HonestGateTest, SeedScenarioIsReadyAndNeverCertain) {
+  struct Group {
+    double lo, hi;
+    int wins, losses, neutrals;
+  };
+  // 366 decided trades in 0.50-0.70 (140 WIN = 38.2%), 30 in 0.70-0.75, 140 at 0.75+ (130 WIN).
+  const Group groups[] = {{0.50, 0.70, 140, 226, 140}, {0.70, 0.75, 18, 12, 12}, {0.75, 0.99, 130, 10, 60}};
+  std::mt19937_64 rng(748);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::vector<std::pair<double, TradeOutcome::Outcome>> trades;
+  for (const Group& g : groups) {
+    for (int i = 0; i < g.wins + g.losses + g.neutrals; ++i) {
+      const double c = std::round((g.lo + (g.hi - g.lo) * u(rng)) * 1e4) / 1e4;
+      trades.emplace_back(c, i < g.wins ? TradeOutcome::WIN
+                                        : (i < g.wins + g.losses ? TradeOutcome::LOSS : TradeOutcome::NEUTRAL));
+    }
+  }
+  std::shuffle(trades.begin(), trades.end(), rng);
+  ASSERT_EQ(trades.size(), 748u);
+  static const char* const kSymbols[] = {"BTCUSDT", "ETHUSDT", "SOLUSDT", "BANANAS31USDT"};
+  static const char* const kModels[] = {"ensemble_None", "test_fix_v2_None", "autonomous_exit_None"};
+  clm::v1::RecordRequest request;
+  for (size_t i = 0; i < trades.size(); ++i) {
+    // 3.2 days, oldest first, ending an hour ago.
+    const absl::Duration age = absl::Hours(1) + absl::Seconds(3.2 * 86400 * (748 - i) / 748);
+    clm::v1::TradeOutcome t = testing::MakeTrade(absl::StrCat("seed-", i), trades[i].first, trades[i].second, age,
+                                                 kSymbols[i % 4 == 3 ? 3 : i % 3]);
+    t.set_model_id(kModels[(i / 4) % 3]);
+    *request.add_trades() = t;
+  }
+  grpc::ClientContext record_context;
+  clm::v1::IngestAck ack;
+  ASSERT_TRUE(ingest_->Record(&record_context, request, &ack).ok());
+  ASSERT_EQ(ack.accepted(), 748u);
+
+  clm::v1::SubmitJobRequest submit;
+  grpc::ClientContext submit_context;
+  clm::v1::Job job;
+  ASSERT_TRUE(jobs_->Submit(&submit_context, submit, &job).ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  clm::v1::Job done;
+  do {
+    absl::SleepFor(absl::Milliseconds(20));
+    grpc::ClientContext get_context;
+    clm::v1::GetJobRequest get;
+    get.set_id(job.id());
+    ASSERT_TRUE(jobs_->Get(&get_context, get, &done).ok());
+  } while (done.state() != clm::v1::SUCCEEDED && done.state() != clm::v1::FAILED && absl::Now() < deadline);
+  ASSERT_EQ(done.state(), clm::v1::SUCCEEDED) << done.error();
+  const auto& r = done.result();
+  const auto& ev = r.evaluation();
+  EXPECT_TRUE(r.safety().deployment_ready()) << r.safety().DebugString();
+  EXPECT_GT(ev.improvement_ci_low(), 0.0);
+  const calibration::Calibrated top = calibration::ApplyWithBounds(r.global_map(), 0.95);
+  EXPECT_LT(top.probability, 1.0);
+  EXPECT_LT(top.upper, 1.0);
+  // What scikit-learn's fit alone would have deployed at the top.
+  std::vector<double> x, y;
+  for (const auto& [c, outcome] : trades) {
+    if (outcome == TradeOutcome::NEUTRAL) continue;
+    x.push_back(c);
+    y.push_back(outcome == TradeOutcome::WIN ? 1.0 : 0.0);
+  }
+  auto raw = calibration::FitIsotonic(x, y);
+  ASSERT_TRUE(raw.ok());
+  std::printf("seed scenario: scikit-learn's fit alone: 0.95 -> %.3f, 0.90 -> %.3f\n",
+              calibration::InterpolateIsotonic(raw->x.data(), raw->y.data(), raw->x.size(), 0.95),
+              calibration::InterpolateIsotonic(raw->x.data(), raw->y.data(), raw->x.size(), 0.90));
+  std::printf("seed scenario: %llu labelled; in-sample MSE %.4f -> %.4f (%+.1f%%); walk-forward MSE %.4f -> %.4f "
+              "(%+.1f%%, 95%% interval [%+.1f%%, %+.1f%%], %llu scored); ready %s, risk %.2f %s\n",
+              static_cast<unsigned long long>(r.trades_used()), ev.in_sample_before().mse(),
+              ev.in_sample_after().mse(), ev.in_sample_improvement_pct(), ev.out_of_sample_before().mse(),
+              ev.out_of_sample_after().mse(), ev.improvement_pct(), ev.improvement_ci_low(), ev.improvement_ci_high(),
+              static_cast<unsigned long long>(ev.scored()), r.safety().deployment_ready() ? "YES" : "NO",
+              r.safety().risk_score(), r.safety().risk_level().c_str());
+  for (double c : {0.55, 0.65, 0.72, 0.80, 0.90, 0.95}) {
+    const calibration::Calibrated v = calibration::ApplyWithBounds(r.global_map(), c);
+    std::printf("seed scenario: %.2f -> %.3f [%.3f, %.3f]\n", c, v.probability, v.lower, v.upper);
+  }
+  for (const auto& w : r.safety().warnings()) std::printf("seed scenario warning: %s\n", w.c_str());
+  std::printf("seed scenario: widest interval %.3f at %.3f; thin max shift %.3f at %.3f; max shift %.3f\n",
+              r.safety().widest_interval(), r.safety().widest_interval_at(), r.safety().thin_max_shift(),
+              r.safety().thin_max_shift_at(), r.safety().max_shift());
 }
 
 // Read your writes: a level check made right after an acknowledged Record sees those trades, even with
