@@ -22,7 +22,7 @@
 
 ABSL_FLAG(int64_t, trades, 1000000, "trades to store and calibrate");
 ABSL_FLAG(std::string, dir, "/tmp/clm-bench-job", "scratch directory (emptied first)");
-ABSL_FLAG(std::string, method, "isotonic", "isotonic or platt");
+ABSL_FLAG(std::string, method, "isotonic", "isotonic, platt or venn_abers");
 
 namespace {
 
@@ -93,7 +93,9 @@ int main(int argc, char** argv) {
   clm::jobs::JobManager manager(trades->get(), jobs->get(), nullptr, {});
   if (!manager.Start().ok()) return 1;
   clm::v1::SubmitJobRequest request;
-  request.set_method(absl::GetFlag(FLAGS_method) == "platt" ? clm::v1::PLATT : clm::v1::ISOTONIC);
+  const std::string method = absl::GetFlag(FLAGS_method);
+  request.set_method(method == "platt" ? clm::v1::PLATT
+                                       : (method == "venn_abers" ? clm::v1::VENN_ABERS : clm::v1::ISOTONIC));
   request.set_submitted_by("bench");
   t0 = absl::Now();
   auto job = manager.Submit(request);
@@ -115,6 +117,10 @@ int main(int argc, char** argv) {
   }
   const auto& ev = finished->result().evaluation();
   std::printf("job_seconds=%.3f\n", job_seconds);
+  std::printf("global_map_bytes=%zu\nresult_bytes=%zu\n", finished->result().global_map().ByteSizeLong(),
+              finished->result().ByteSizeLong());
+  std::printf("improvement_pct=%.2f\ninterval=[%.2f, %.2f]\ndeployment_ready=%d\n", ev.improvement_pct(),
+              ev.improvement_ci_low(), ev.improvement_ci_high(), finished->result().safety().deployment_ready());
   std::printf("mse_before_in_sample=%.4f\nmse_after_in_sample=%.4f\n", ev.in_sample_before().mse(),
               ev.in_sample_after().mse());
   std::printf("mse_before_out_of_sample=%.4f\nmse_after_out_of_sample=%.4f\n", ev.out_of_sample_before().mse(),
