@@ -23,12 +23,15 @@ DeploymentMetrics::DeploymentMetrics(prometheus::Registry& registry) {
                       .Add({});
   auto& changes = prometheus::BuildCounter()
                       .Name("clm_deployment_changes_total")
-                      .Help("Deployment changes by kind: approval, promotion, rollback, auto_rollback")
+                      .Help("Deployment changes by kind: approval, promotion, rollback, auto_rollback; "
+                            "skip_shadow counts approvals into production without shadow evidence (an override, "
+                            "also counted as approval)")
                       .Register(registry);
   approvals_ = &changes.Add({{"kind", "approval"}});
   promotions_ = &changes.Add({{"kind", "promotion"}});
   manual_rollbacks_ = &changes.Add({{"kind", "rollback"}});
   auto_rollbacks_ = &changes.Add({{"kind", "auto_rollback"}});
+  skip_shadow_ = &changes.Add({{"kind", "skip_shadow"}});
   rollback_delivery_last_ = &prometheus::BuildGauge()
                                 .Name("clm_deployment_rollback_delivery_seconds")
                                 .Help("Time from the latest rollback request (or detected regression) until "
@@ -41,7 +44,7 @@ DeploymentMetrics::DeploymentMetrics(prometheus::Registry& registry) {
                          .Register(registry);
   absl::MutexLock lock(&mu_);
   for (const char* rule : {"job_succeeded", "deployment_ready", "manual_approval", "ensemble_available",
-                           "level_authorized", "is_shadow", "rollback_target"}) {
+                           "level_authorized", "shadow_evidence", "is_shadow", "rollback_target"}) {
     refused_[rule] = &refused_family_->Add({{"rule", rule}});
   }
 }
@@ -70,6 +73,7 @@ void DeploymentMetrics::Refresh(const deployment::DeploymentManager& deployments
   promotions_->Increment(static_cast<double>(counters.promotions - last_.promotions));
   manual_rollbacks_->Increment(static_cast<double>(counters.rollbacks - last_.rollbacks));
   auto_rollbacks_->Increment(static_cast<double>(counters.auto_rollbacks - last_.auto_rollbacks));
+  skip_shadow_->Increment(static_cast<double>(counters.skip_shadow_approvals - last_.skip_shadow_approvals));
   for (const auto& [rule, count] : counters.refused_by_rule) {
     auto it = refused_.find(rule);
     if (it == refused_.end()) continue;

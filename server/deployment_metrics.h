@@ -33,6 +33,7 @@ class DeploymentMetrics final {
   prometheus::Counter* promotions_;
   prometheus::Counter* manual_rollbacks_;
   prometheus::Counter* auto_rollbacks_;
+  prometheus::Counter* skip_shadow_;
   prometheus::Gauge* rollback_delivery_last_;
   prometheus::Family<prometheus::Counter>* refused_family_;
   std::map<std::string, prometheus::Counter*> refused_ ABSL_GUARDED_BY(mu_);

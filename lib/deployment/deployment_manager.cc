@@ -275,7 +275,10 @@ absl::Status DeploymentManager::Apply(std::vector<DeploymentVersion> changed, ui
     if (!compiled.ok()) spdlog::error("deployment: {}", compiled.ToString());
     measuring_.store(production_ != 0 || shadow_ != 0);
     switch (audit.action()) {
-      case AuditEntry::APPROVE: ++counters_.approvals; break;
+      case AuditEntry::APPROVE:
+        ++counters_.approvals;
+        if (audit.skip_shadow()) ++counters_.skip_shadow_approvals;
+        break;
       case AuditEntry::PROMOTE: ++counters_.promotions; break;
       case AuditEntry::AUTO_ROLLBACK: ++counters_.auto_rollbacks; break;
       default: ++counters_.rollbacks; break;

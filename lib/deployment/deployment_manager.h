@@ -169,6 +169,7 @@ class DeploymentManager final {
     uint64_t promotions = 0;
     uint64_t rollbacks = 0;       // by a person
     uint64_t auto_rollbacks = 0;  // by the live-MSE check
+    uint64_t skip_shadow_approvals = 0;  // approvals into production without shadow evidence (overrides)
     std::map<std::string, uint64_t> refused_by_rule;
     // From a rollback's request (for an automatic one: from detecting the regression) until subscribers
     // were told and the JSON file was written. Count: rollbacks + auto_rollbacks.
