@@ -564,8 +564,11 @@ clm::v1::SubmitJobRequest SubmitRequestFromFlags(const Context& ctx) {
     request.set_method(clm::v1::ISOTONIC);
   } else if (method == "platt") {
     request.set_method(clm::v1::PLATT);
+  } else if (method == "venn_abers" || method == "venn-abers") {
+    request.set_method(clm::v1::VENN_ABERS);
   } else {
-    throw UsageError(absl::StrCat("--method: must be isotonic or platt, got \"", ctx.Flag("method"), "\""));
+    throw UsageError(
+        absl::StrCat("--method: must be isotonic, platt or venn_abers, got \"", ctx.Flag("method"), "\""));
   }
   *request.mutable_filter() = FilterFromFlags(ctx);
   request.mutable_options()->set_folds(static_cast<int32_t>(ctx.IntFlag("folds", 0, 2, 100)));
@@ -1081,7 +1084,7 @@ const std::vector<Command>& Commands() {
       {"trades dead-letters", "[--limit N]", "trades the server rejected, newest first", {"limit"}, 0, 0, true,
        CmdDeadLetters},
       {"jobs submit",
-       "[--method isotonic|platt] [--symbol S] [--model M] [--from T] [--to T] [--folds N] [--bins N] "
+       "[--method isotonic|platt|venn_abers] [--symbol S] [--model M] [--from T] [--to T] [--folds N] [--bins N] "
        "[--neutral exclude|half|loss] [--by NAME] [--reason TEXT] [--no-wait]",
        "start a calibration job; waits with a progress bar on stderr, prints the job id",
        {"method", "symbol", "model", "from", "to", "folds", "bins", "neutral", "by", "reason", "no_wait"}, 0, 0,

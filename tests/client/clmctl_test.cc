@@ -83,7 +83,7 @@ TEST_F(ClmctlTest, HelpDocumentsCommandsAndExitCodes) {
   EXPECT_THAT(r.out, HasSubstr("trades import"));
   Result sub = RunRaw({"jobs", "submit", "--help"});
   EXPECT_EQ(sub.rc, kExitOk);
-  EXPECT_THAT(sub.out, HasSubstr("usage: clmctl jobs submit [--method isotonic|platt]"));
+  EXPECT_THAT(sub.out, HasSubstr("usage: clmctl jobs submit [--method isotonic|platt|venn_abers]"));
 }
 
 TEST_F(ClmctlTest, UsageErrorsExitTwo) {
