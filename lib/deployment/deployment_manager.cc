@@ -222,18 +222,23 @@ bool DeploymentManager::IsAutomatic(const std::string& actor) const {
          options_.automatic_actors.end();
 }
 
-absl::Status DeploymentManager::CheckLevel(clm::v1::AuthorizationLevel needed, const clm::v1::CadenceReport& report,
-                                           const AuditEntry& audit) {
-  bool authorized = false;
-  std::string why = "the level is not in the cadence report";
-  for (const clm::v1::LevelStatus& level : report.levels()) {
-    if (level.level() != needed) continue;
-    authorized = level.authorized();
-    why = level.reason();
+ShadowState DeploymentManager::Shadow() const {
+  absl::MutexLock lock(&mu_);
+  ShadowState state;
+  state.version = shadow_;
+  if (shadow_ != 0) {
+    state.job_id = versions_.at(shadow_).job_id();
+    state.live = KpisLocked(shadow_);
   }
-  if (authorized) return absl::OkStatus();
-  return Refuse(audit, "level_authorized",
-                absl::StrCat(clm::v1::AuthorizationLevel_Name(needed), " level is not authorized: ", why));
+  return state;
+}
+
+RuleSettings DeploymentManager::Settings(const std::string& approver) const {
+  RuleSettings settings;
+  settings.min_shadow_trades = options_.min_shadow_trades;
+  settings.margin = options_.auto_rollback_margin;
+  settings.approver_is_automatic = IsAutomatic(approver);
+  return settings;
 }
 
 absl::Status DeploymentManager::Apply(std::vector<DeploymentVersion> changed, uint64_t production,
@@ -319,56 +324,15 @@ absl::StatusOr<DeploymentVersion> DeploymentManager::Approve(const clm::v1::Appr
 
   absl::StatusOr<clm::v1::Job> job = jobs_->GetJob(request.job_id());
   if (!job.ok()) return job.status();
-  if (job->state() != clm::v1::SUCCEEDED) {
-    return Refuse(audit, "job_succeeded",
-                  absl::StrCat("job ", job->id(), " is ", clm::v1::JobState_Name(job->state()), ", not SUCCEEDED"));
-  }
-  const clm::v1::SafetyValidation& safety = job->result().safety();
-  if (!safety.deployment_ready() || !job->result().has_global_map()) {
-    return Refuse(audit, "deployment_ready",
-                  absl::StrCat("job ", job->id(), " failed safety validation: ",
-                               safety.errors().empty() ? "no calibration map" : absl::StrJoin(safety.errors(), "; ")));
-  }
-  const clm::v1::EnsembleCheck& ensemble = job->result().ensemble();
-  if (request.skip_shadow() && IsAutomatic(request.approver())) {
-    return Refuse(audit, "manual_approval",
-                  absl::StrCat("skipping shadow is an override only a person may make, not ", request.approver()));
-  }
-  if (request.include_ensemble_weights()) {
-    if (IsAutomatic(request.approver())) {
-      return Refuse(audit, "manual_approval",
-                    absl::StrCat("ensemble weights go into production only with a person's approval, not ",
-                                 request.approver(), "'s"));
-    }
-    if (!ensemble.has_model_data() || ensemble.models().empty()) {
-      return Refuse(audit, "ensemble_available",
-                    absl::StrCat("job ", job->id(), " has no ensemble weights: no trade carried model confidences"));
-    }
-  }
-  // Shadow and production both need the SHADOW level (production is never easier to reach than shadow);
-  // ensemble weights into production need PRODUCTION as well.
   absl::StatusOr<clm::v1::CadenceReport> report = levels_->CurrentReport();
   if (!report.ok()) return report.status();
-  absl::Status level = CheckLevel(clm::v1::SHADOW, *report, audit);
-  if (level.ok() && request.include_ensemble_weights()) level = CheckLevel(clm::v1::PRODUCTION, *report, audit);
-  if (!level.ok()) return level;
-  // Production needs this job's calibration to have proven itself in shadow, unless a person overrides.
-  bool retire_shadow = false;
-  if (request.stage() == clm::v1::STAGE_PRODUCTION && !request.skip_shadow()) {
-    std::optional<std::string> refusal;
-    {
-      absl::MutexLock lock(&mu_);
-      if (shadow_ == 0 || versions_.at(shadow_).job_id() != job->id()) {
-        refusal = absl::StrCat("job ", job->id(), " has not been in shadow: approve it into shadow and promote it after ",
-                               options_.min_shadow_trades, " live trades, or pass skip_shadow with a reason");
-      } else {
-        refusal = ShadowEvidenceRefusal(shadow_, KpisLocked(shadow_), options_.min_shadow_trades,
-                                        options_.auto_rollback_margin);
-        retire_shadow = !refusal.has_value();
-      }
-    }
-    if (refusal) return Refuse(audit, "shadow_evidence", *refusal);
-  }
+  const Verdict verdict = CheckApproval(request, *job, *report, Shadow(), Settings(request.approver()));
+  if (!verdict.allowed()) return Refuse(audit, verdict.rule, verdict.why);
+  // The rules passed: a production approval without skip_shadow is of the job in shadow, whose shadow
+  // version retires as it goes on into production.
+  const bool retire_shadow = request.stage() == clm::v1::STAGE_PRODUCTION && !request.skip_shadow();
+  const clm::v1::EnsembleCheck& ensemble = job->result().ensemble();
+  const clm::v1::SafetyValidation& safety = job->result().safety();
 
   const int64_t now_ns = NowNs();
 
@@ -434,26 +398,14 @@ absl::StatusOr<DeploymentVersion> DeploymentManager::Promote(const clm::v1::Prom
   audit.set_to_version(request.version());
   std::vector<DeploymentVersion> changed;
   DeploymentVersion promoted;
-  std::string refusal;
   {
     absl::MutexLock lock(&mu_);
     audit.set_from_version(production_);
-    if (request.version() == 0 || request.version() != shadow_) {
-      refusal = absl::StrCat("v", request.version(), " is not in shadow: ",
-                             shadow_ == 0 ? "there is no shadow version" : absl::StrCat("the shadow version is v", shadow_));
-    }
   }
-  if (!refusal.empty()) return Refuse(audit, "is_shadow", refusal);
   absl::StatusOr<clm::v1::CadenceReport> report = levels_->CurrentReport();
   if (!report.ok()) return report.status();
-  if (absl::Status level = CheckLevel(clm::v1::SHADOW, *report, audit); !level.ok()) return level;
-  std::optional<std::string> no_evidence;
-  {
-    absl::MutexLock lock(&mu_);
-    no_evidence = ShadowEvidenceRefusal(shadow_, KpisLocked(shadow_), options_.min_shadow_trades,
-                                        options_.auto_rollback_margin);
-  }
-  if (no_evidence) return Refuse(audit, "shadow_evidence", *no_evidence);
+  const Verdict verdict = CheckPromotion(request, *report, Shadow(), Settings(request.approver()));
+  if (!verdict.allowed()) return Refuse(audit, verdict.rule, verdict.why);
   const int64_t now_ns = NowNs();
   {
     absl::MutexLock lock(&mu_);

@@ -17,6 +17,7 @@
 #include "clm/v1/cadence.pb.h"
 #include "clm/v1/calibration_job.pb.h"
 #include "clm/v1/deployment.pb.h"
+#include "lib/deployment/rules.h"
 
 namespace clm::deployment {
 
@@ -193,8 +194,9 @@ class DeploymentManager final {
                                                         clm::v1::AuditEntry::Action action, absl::Time requested);
   void AutoRollback(uint64_t version, const std::string& why, absl::Time detected);
   int64_t NowNs();
-  absl::Status CheckLevel(clm::v1::AuthorizationLevel needed, const clm::v1::CadenceReport& report,
-                          const clm::v1::AuditEntry& audit);
+  // The inputs of the rules (rules.h): the shadow slot now, and the settings for this approver.
+  ShadowState Shadow() const ABSL_LOCKS_EXCLUDED(mu_);
+  RuleSettings Settings(const std::string& approver) const;
   clm::v1::LiveKpis KpisLocked(uint64_t version) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   static void Score(Live& live, const LiveTrade& trade, const Compiled* production, const Compiled* shadow);
   // Stores the change; on success applies it in memory, tells subscribers and writes the file.
