@@ -1,6 +1,5 @@
 #include "client/lib/calibration_cache.h"
 
-#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -14,33 +13,11 @@ absl::StatusOr<CompiledCalibration> CompiledCalibration::Compile(const clm::v1::
 absl::StatusOr<CompiledCalibration> CompiledCalibration::Compile(const clm::v1::CalibrationMap& map,
                                                                   const std::vector<clm::v1::SliceMap>& symbol_maps,
                                                                   const std::vector<clm::v1::SliceMap>& model_maps) {
-  absl::StatusOr<calibration::Calibrator> global = calibration::Calibrator::Create(map);
-  if (!global.ok()) return global.status();
-  CompiledCalibration compiled(*std::move(global));
-  for (const auto& [name, slices, out] : {std::tuple{"symbol_maps", &symbol_maps, &compiled.by_symbol_},
-                                          std::tuple{"model_maps", &model_maps, &compiled.by_model_}}) {
-    for (const clm::v1::SliceMap& slice : *slices) {
-      if (slice.uses_global_map()) continue;
-      absl::StatusOr<calibration::Calibrator> c = calibration::Calibrator::Create(slice.map());
-      if (!c.ok()) {
-        return absl::Status(c.status().code(), absl::StrCat(name, "[", slice.key(), "].", c.status().message()));
-      }
-      out->insert_or_assign(slice.key(), *std::move(c));
-    }
-  }
-  return compiled;
-}
-
-calibration::Calibrated CompiledCalibration::Apply(double confidence, std::string_view symbol,
-                                                   std::string_view model_id) const {
-  // Heterogeneous lookup without a copy (Debian's Abseil has its own string_view).
-  if (auto it = by_symbol_.find(absl::string_view(symbol.data(), symbol.size())); it != by_symbol_.end()) {
-    return it->second.ApplyWithBounds(confidence);
-  }
-  if (auto it = by_model_.find(absl::string_view(model_id.data(), model_id.size())); it != by_model_.end()) {
-    return it->second.ApplyWithBounds(confidence);
-  }
-  return global_.ApplyWithBounds(confidence);
+  const google::protobuf::RepeatedPtrField<clm::v1::SliceMap> symbols(symbol_maps.begin(), symbol_maps.end());
+  const google::protobuf::RepeatedPtrField<clm::v1::SliceMap> models(model_maps.begin(), model_maps.end());
+  absl::StatusOr<calibration::SlicedCalibrator> maps = calibration::SlicedCalibrator::Create(map, symbols, models);
+  if (!maps.ok()) return maps.status();
+  return CompiledCalibration(*std::move(maps));
 }
 
 CalibrationCache::CalibrationCache() = default;

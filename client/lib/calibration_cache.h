@@ -10,7 +10,6 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -55,16 +54,19 @@ class CompiledCalibration final {
                                                       const std::vector<clm::v1::SliceMap>& model_maps);
 
   // The global map's probability. NaN in gives NaN out.
-  double Apply(double confidence) const { return global_.Apply(confidence); }
+  double Apply(double confidence) const { return maps_.global().Apply(confidence); }
   // The probability and its bounds from the map the server would pick for this symbol and model id.
-  calibration::Calibrated Apply(double confidence, std::string_view symbol, std::string_view model_id) const;
-  clm::v1::CalibrationMethod method() const { return global_.method(); }
+  calibration::Calibrated Apply(double confidence, std::string_view symbol, std::string_view model_id) const {
+    // Debian's Abseil has its own string_view.
+    return maps_.For(absl::string_view(symbol.data(), symbol.size()),
+                     absl::string_view(model_id.data(), model_id.size()))
+        .ApplyWithBounds(confidence);
+  }
+  clm::v1::CalibrationMethod method() const { return maps_.global().method(); }
 
  private:
-  explicit CompiledCalibration(calibration::Calibrator global) : global_(std::move(global)) {}
-  calibration::Calibrator global_;
-  absl::flat_hash_map<std::string, calibration::Calibrator> by_symbol_;
-  absl::flat_hash_map<std::string, calibration::Calibrator> by_model_;
+  explicit CompiledCalibration(calibration::SlicedCalibrator maps) : maps_(std::move(maps)) {}
+  calibration::SlicedCalibrator maps_;
 };
 
 // Follows the active calibration and applies it locally, in nanoseconds, on any number of threads.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "lib/calibration/isotonic.h"
@@ -179,6 +180,32 @@ Calibrated Calibrator::ApplyWithBounds(double confidence) const {
   const double value = method_ == clm::v1::PLATT ? ApplyPlatt(a_, b_, confidence) : (*isotonic_)(confidence);
   if (!lower_) return {value, value, value};
   return Clamp(value, (*lower_)(confidence), (*upper_)(confidence));
+}
+
+absl::StatusOr<SlicedCalibrator> SlicedCalibrator::Create(
+    const clm::v1::CalibrationMap& global, const google::protobuf::RepeatedPtrField<clm::v1::SliceMap>& symbol_maps,
+    const google::protobuf::RepeatedPtrField<clm::v1::SliceMap>& model_maps) {
+  absl::StatusOr<Calibrator> compiled_global = Calibrator::Create(global);
+  if (!compiled_global.ok()) return compiled_global.status();
+  SlicedCalibrator sliced(*std::move(compiled_global));
+  for (const auto& [name, slices, out] : {std::tuple{"symbol_maps", &symbol_maps, &sliced.by_symbol_},
+                                          std::tuple{"model_maps", &model_maps, &sliced.by_model_}}) {
+    for (const clm::v1::SliceMap& slice : *slices) {
+      if (slice.uses_global_map()) continue;
+      absl::StatusOr<Calibrator> c = Calibrator::Create(slice.map());
+      if (!c.ok()) {
+        return absl::Status(c.status().code(), absl::StrCat(name, "[", slice.key(), "].", c.status().message()));
+      }
+      out->insert_or_assign(slice.key(), *std::move(c));
+    }
+  }
+  return sliced;
+}
+
+const Calibrator& SlicedCalibrator::For(absl::string_view symbol, absl::string_view model_id) const {
+  if (auto it = by_symbol_.find(symbol); it != by_symbol_.end()) return it->second;
+  if (auto it = by_model_.find(model_id); it != by_model_.end()) return it->second;
+  return global_;
 }
 
 }  // namespace clm::calibration

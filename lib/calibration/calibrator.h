@@ -4,8 +4,13 @@
 #include <optional>
 #include <vector>
 
+#include <string>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "clm/v1/calibration.pb.h"
 #include "lib/calibration/isotonic.h"
 
@@ -55,6 +60,27 @@ class Calibrator final {
   double a_ = 0.0;
   double b_ = 0.0;
   std::vector<double> va_x_, va_p0_, va_p1_;  // Venn-Abers
+};
+
+// A version's maps compiled together: the global map and the per-symbol and per-model maps. For() picks what
+// Deployment.Calibrate applies, and what every engine-side cache must apply: the symbol's own map, else the
+// model's, else the global one. A slice that uses_global_map is the global map. Immutable, thread-safe.
+class SlicedCalibrator final {
+ public:
+  // INVALID_ARGUMENT naming the map: "symbol_maps[ETHUSDT].map.y_thresholds[0]: ...".
+  static absl::StatusOr<SlicedCalibrator> Create(
+      const clm::v1::CalibrationMap& global,
+      const google::protobuf::RepeatedPtrField<clm::v1::SliceMap>& symbol_maps,
+      const google::protobuf::RepeatedPtrField<clm::v1::SliceMap>& model_maps);
+
+  const Calibrator& For(absl::string_view symbol, absl::string_view model_id) const;
+  const Calibrator& global() const { return global_; }
+
+ private:
+  explicit SlicedCalibrator(Calibrator global) : global_(std::move(global)) {}
+  Calibrator global_;
+  absl::flat_hash_map<std::string, Calibrator> by_symbol_;
+  absl::flat_hash_map<std::string, Calibrator> by_model_;
 };
 
 }  // namespace clm::calibration

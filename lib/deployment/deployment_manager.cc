@@ -105,36 +105,17 @@ absl::Status WriteAtomically(const std::string& path, const std::string& text) {
 // A version's maps, compiled for nanosecond application.
 struct DeploymentManager::Compiled {
   uint64_t version = 0;
-  std::optional<calibration::Calibrator> global;
-  std::map<std::string, calibration::Calibrator> by_symbol;
-  std::map<std::string, calibration::Calibrator> by_model;
+  calibration::SlicedCalibrator maps;
 
   static absl::StatusOr<std::shared_ptr<const Compiled>> Of(const DeploymentVersion& v) {
-    auto compiled = std::make_shared<Compiled>();
-    compiled->version = v.version();
-    absl::StatusOr<calibration::Calibrator> global = calibration::Calibrator::Create(v.map());
-    if (!global.ok()) return global.status();
-    compiled->global = std::move(*global);
-    for (const auto& [slices, out] : {std::pair{&v.symbol_maps(), &compiled->by_symbol},
-                                      std::pair{&v.model_maps(), &compiled->by_model}}) {
-      for (const clm::v1::SliceMap& slice : *slices) {
-        if (slice.uses_global_map()) continue;
-        absl::StatusOr<calibration::Calibrator> c = calibration::Calibrator::Create(slice.map());
-        if (!c.ok()) return c.status();
-        out->emplace(slice.key(), std::move(*c));
-      }
-    }
-    return std::shared_ptr<const Compiled>(std::move(compiled));
+    absl::StatusOr<calibration::SlicedCalibrator> maps =
+        calibration::SlicedCalibrator::Create(v.map(), v.symbol_maps(), v.model_maps());
+    if (!maps.ok()) return maps.status();
+    return std::make_shared<const Compiled>(Compiled{v.version(), *std::move(maps)});
   }
 
-  // The symbol's own map, else the model's, else the global one.
-  const calibration::Calibrator& For(const std::string& symbol, const std::string& model) const {
-    if (auto it = by_symbol.find(symbol); it != by_symbol.end()) return it->second;
-    if (auto it = by_model.find(model); it != by_model.end()) return it->second;
-    return *global;
-  }
   double Apply(double confidence, const std::string& symbol, const std::string& model) const {
-    return For(symbol, model).Apply(confidence);
+    return maps.For(symbol, model).Apply(confidence);
   }
 };
 
@@ -583,7 +564,8 @@ absl::StatusOr<clm::v1::CalibrateResponse> DeploymentManager::Calibrate(
   response.mutable_calibrated()->Reserve(request.confidences_size());
   response.mutable_lower()->Reserve(request.confidences_size());
   response.mutable_upper()->Reserve(request.confidences_size());
-  const calibration::Calibrator* calibrator = compiled ? &compiled->For(request.symbol(), request.model_id()) : nullptr;
+  const calibration::Calibrator* calibrator =
+      compiled ? &compiled->maps.For(request.symbol(), request.model_id()) : nullptr;
   for (double c : request.confidences()) {
     const calibration::Calibrated v = calibrator ? calibrator->ApplyWithBounds(c) : calibration::Calibrated{c, c, c};
     response.add_calibrated(v.probability);
